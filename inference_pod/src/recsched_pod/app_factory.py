@@ -1,0 +1,15 @@
+"""Picks the app for a role: the pod's OIP server or the router in front of the pools."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from recsched_pod.settings import PodSettings
+
+
+def create_role_app(settings: PodSettings) -> FastAPI:
+    if settings.role == "router":
+        raise RuntimeError("--role router is not available in this build")
+    from recsched_pod.server import create_app
+
+    return create_app(settings)

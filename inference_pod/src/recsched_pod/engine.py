@@ -1,0 +1,222 @@
+"""DeepRecSched's CPU execution: split a query into requests and run them on a worker pool.
+
+A query of N items becomes ceil(N/B) requests of B items (the last holds the remainder) on one
+shared FIFO served by `workers` threads, each running the model with one intra-op thread, so the
+threads share one copy of the embedding tables (the paper's engines each held their own). B is read
+once per query, when it is split, so a config change never splits an in-flight query or request;
+the worker count is resized between requests. The FIFO is bounded by admission: a query whose
+requests would overflow it is refused at once with `UnavailableError` (503), never queued.
+
+Query latency runs from arrival to the completion of its last request, as in DeepRecInfra.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+import torch
+
+from recsched_pod.errors import UnavailableError
+from recsched_pod.metrics import PodMetrics
+from recsched_pod.models import RecommendationModel
+
+logger = logging.getLogger(__name__)
+
+Clock = Callable[[], float]
+_IDLE_POLL_S = 0.2  # how often an idle worker checks whether the pool shrank
+
+
+def requests_for(items: int, batch_items: int) -> list[tuple[int, int]]:
+    """The [start, stop) item ranges of the ceil(items / batch_items) requests of a query."""
+    return [(start, min(start + batch_items, items)) for start in range(0, items, batch_items)]
+
+
+@dataclass(eq=False)
+class _Query:
+    dense: torch.Tensor | None
+    sparse: torch.Tensor
+    scores: npt.NDArray[np.float32]
+    arrival_s: float
+    remaining: int
+    loop: asyncio.AbstractEventLoop
+    future: asyncio.Future[npt.NDArray[np.float32]]
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    failed: bool = False
+
+
+@dataclass(frozen=True, eq=False)
+class _Request:
+    query: _Query
+    start: int
+    stop: int
+    enqueued_s: float
+
+
+class WorkerPool:
+    """A resizable pool of model worker threads behind one bounded FIFO."""
+
+    def __init__(
+        self,
+        model: RecommendationModel,
+        device: torch.device,
+        metrics: PodMetrics,
+        workers: int,
+        max_queue_requests: int,
+        retry_after_ms: int,
+        clock: Clock = time.perf_counter,
+    ) -> None:
+        self._model = model
+        self._device = device
+        self._metrics = metrics
+        self._max_queue_requests = max_queue_requests
+        self._retry_after_ms = retry_after_ms
+        self._clock = clock
+        self._queue: queue.SimpleQueue[_Request] = queue.SimpleQueue()
+        self._pending = 0
+        self._pending_lock = threading.Lock()
+        self._target_workers = 0
+        self._threads: dict[int, threading.Thread] = {}
+        self._resize_lock = threading.Lock()
+        self.resize(workers)
+
+    @property
+    def workers(self) -> int:
+        return self._target_workers
+
+    @property
+    def queued_requests(self) -> int:
+        return self._pending
+
+    def resize(self, workers: int) -> None:
+        """Grow at once; shrink as surplus workers finish their current request."""
+        if workers < 1:
+            raise ValueError(f"workers must be >= 1, got {workers}")
+        with self._resize_lock:
+            self._target_workers = workers
+            for index in range(workers):
+                if index not in self._threads:
+                    thread = threading.Thread(
+                        target=self._work, args=(index,), name=f"model-worker-{index}", daemon=True
+                    )
+                    self._threads[index] = thread
+                    thread.start()
+        self._metrics.workers.set(workers)
+
+    def close(self, timeout_s: float = 5.0) -> None:
+        with self._resize_lock:
+            self._target_workers = 0
+            threads = list(self._threads.values())
+        for thread in threads:
+            thread.join(timeout=timeout_s)
+
+    async def run_query(
+        self,
+        dense: npt.NDArray[np.float32] | None,
+        sparse: npt.NDArray[np.int64],
+        batch_items: int,
+        arrival_s: float | None = None,
+    ) -> npt.NDArray[np.float32]:
+        """Score one query split into requests of `batch_items`; returns FP32 [N, K] in order."""
+        items = int(sparse.shape[0])
+        ranges = requests_for(items, batch_items)
+        with self._pending_lock:
+            if self._pending + len(ranges) > self._max_queue_requests:
+                raise UnavailableError(
+                    f"overloaded: {self._pending} requests queued, this query needs {len(ranges)} "
+                    f"more, limit {self._max_queue_requests}",
+                    retry_after_ms=self._retry_after_ms,
+                    reason="overloaded",
+                )
+            self._pending += len(ranges)
+        loop = asyncio.get_running_loop()
+        query = _Query(
+            dense=None if dense is None else torch.from_numpy(dense),
+            sparse=torch.from_numpy(sparse),
+            scores=np.empty((items, self._model.spec.output_width), dtype=np.float32),
+            arrival_s=self._clock() if arrival_s is None else arrival_s,
+            remaining=len(ranges),
+            loop=loop,
+            future=loop.create_future(),
+        )
+        now_s = self._clock()
+        for start, stop in ranges:
+            self._queue.put(_Request(query, start, stop, now_s))
+        self._metrics.queued_requests.set(self._pending)
+        self._metrics.query_items.observe(items)
+        return await query.future
+
+    def _work(self, index: int) -> None:
+        while True:
+            if index >= self._target_workers:
+                # Decide under the lock, so a resize racing with this exit never loses a worker.
+                with self._resize_lock:
+                    if index >= self._target_workers:
+                        del self._threads[index]
+                        return
+            try:
+                request = self._queue.get(timeout=_IDLE_POLL_S)
+            except queue.Empty:
+                continue
+            with self._pending_lock:
+                self._pending -= 1
+            self._run_request(request)
+
+    def _run_request(self, request: _Request) -> None:
+        query = request.query
+        started_s = self._clock()
+        error: BaseException | None = None
+        try:
+            with torch.inference_mode():
+                dense = query.dense
+                if dense is not None:
+                    dense = dense[request.start : request.stop].to(self._device)
+                sparse = query.sparse[request.start : request.stop].to(self._device)
+                scores = self._model(dense, sparse)
+                query.scores[request.start : request.stop] = scores.cpu().numpy()
+        except Exception as failure:  # a model bug must fail the query, not kill the worker
+            logger.exception("model failed on a request of %d items", request.stop - request.start)
+            error = failure
+        finished_s = self._clock()
+        self._metrics.queue_wait.observe(started_s - request.enqueued_s)
+        self._metrics.request_compute.observe(finished_s - started_s)
+        self._metrics.request_batch_items.observe(request.stop - request.start)
+        with query.lock:
+            query.remaining -= 1
+            last = query.remaining == 0
+            first_failure = error is not None and not query.failed
+            if error is not None:
+                query.failed = True
+        if first_failure and error is not None:
+            query.loop.call_soon_threadsafe(_fail, query.future, error)
+        elif last and not query.failed:
+            self._metrics.query_duration.observe(finished_s - query.arrival_s)
+            query.loop.call_soon_threadsafe(_succeed, query.future, query.scores)
+
+
+def _succeed(
+    future: asyncio.Future[npt.NDArray[np.float32]], scores: npt.NDArray[np.float32]
+) -> None:
+    if not future.done():
+        future.set_result(scores)
+
+
+def _fail(future: asyncio.Future[npt.NDArray[np.float32]], error: BaseException) -> None:
+    if not future.done():
+        future.set_exception(error)
+
+
+def configure_torch_threads() -> None:
+    """One intra-op thread per worker: parallelism comes from the worker pool (task level)."""
+    torch.set_num_threads(1)
+    # Raises once inter-op work has started in this process; one setting per process is enough.
+    with contextlib.suppress(RuntimeError):
+        torch.set_num_interop_threads(1)

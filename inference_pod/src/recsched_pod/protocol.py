@@ -1,0 +1,305 @@
+"""Open Inference Protocol v2 request decoding and response encoding (pure: numpy only).
+
+Handles both the JSON form and the binary tensor extension (`Inference-Header-Content-Length`):
+a JSON header, then each binary input's raw little-endian bytes in input order. Every malformed
+query raises `InvalidInputError` (400) or `PayloadTooLargeError` (413) with a message naming the
+field, before any tensor data is decoded when the header alone shows the problem.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import orjson
+
+from recsched_pod.errors import InvalidInputError, PayloadTooLargeError
+from recsched_pod.models.spec import DENSE_INPUT, SCORES_OUTPUT, SPARSE_INPUT, ModelInputSpec
+
+HEADER_LENGTH = "inference-header-content-length"
+BINARY_CONTENT_TYPE = "application/octet-stream"
+DATATYPES: dict[str, np.dtype[Any]] = {
+    "FP32": np.dtype("<f4"),
+    "INT64": np.dtype("<i8"),
+}
+
+
+@dataclass(frozen=True)
+class DecodedQuery:
+    """One validated query of `items` items, ready for the model."""
+
+    request_id: str | None
+    items: int
+    dense: npt.NDArray[np.float32] | None
+    sparse: npt.NDArray[np.int64]
+    binary_output: bool
+
+
+def split_body(body: bytes, header_length_text: str | None) -> tuple[dict[str, Any], bytes]:
+    """Separate the JSON header from the binary part (empty for plain JSON requests)."""
+    if header_length_text is None:
+        json_part, binary_part = body, b""
+    else:
+        try:
+            header_length = int(header_length_text)
+        except ValueError:
+            raise InvalidInputError(
+                f"Inference-Header-Content-Length must be an integer, got {header_length_text!r}"
+            ) from None
+        if header_length < 0 or header_length > len(body):
+            raise InvalidInputError(
+                f"Inference-Header-Content-Length {header_length} does not fit a body of "
+                f"{len(body)} bytes"
+            )
+        json_part, binary_part = body[:header_length], body[header_length:]
+    try:
+        header = orjson.loads(json_part)
+    except orjson.JSONDecodeError as error:
+        raise InvalidInputError(f"request body is not valid JSON: {error}") from None
+    if not isinstance(header, dict):
+        raise InvalidInputError("request body must be a JSON object with an 'inputs' list")
+    return header, binary_part
+
+
+def query_items_from_header(header: Mapping[str, Any]) -> int:
+    """N, the number of items, from the first dimension of the inputs' shapes (no data decoded).
+
+    The router uses this to route; all inputs must agree on N.
+    """
+    inputs = header.get("inputs")
+    if not isinstance(inputs, list) or not inputs:
+        raise InvalidInputError("'inputs' must be a non-empty list")
+    sizes = set()
+    for position, tensor in enumerate(inputs):
+        shape = _shape_of(tensor, position)
+        if not shape:
+            raise InvalidInputError(f"inputs[{position}].shape must have at least one dimension")
+        sizes.add(shape[0])
+    if len(sizes) != 1:
+        raise InvalidInputError(f"inputs disagree on the number of items: {sorted(sizes)}")
+    return sizes.pop()
+
+
+def decode_query(
+    header: Mapping[str, Any], binary_part: bytes, spec: ModelInputSpec, max_items: int
+) -> DecodedQuery:
+    """Validate a parsed request against the model's inputs and decode its tensors."""
+    inputs = header.get("inputs")
+    if not isinstance(inputs, list) or not inputs:
+        raise InvalidInputError("'inputs' must be a non-empty list")
+    expected = _expected_inputs(spec)
+    by_name: dict[str, tuple[int, Mapping[str, Any]]] = {}
+    for position, tensor in enumerate(inputs):
+        if not isinstance(tensor, dict):
+            raise InvalidInputError(f"inputs[{position}] must be an object")
+        name = tensor.get("name")
+        if not isinstance(name, str):
+            raise InvalidInputError(f"inputs[{position}].name must be a string")
+        if name not in expected:
+            raise InvalidInputError(
+                f"unknown input {name!r}; model {spec.name} takes {', '.join(expected)}"
+            )
+        if name in by_name:
+            raise InvalidInputError(f"input {name!r} given twice")
+        by_name[name] = (position, tensor)
+    for name in expected:
+        if name not in by_name:
+            raise InvalidInputError(f"missing input {name!r}")
+
+    items = query_items_from_header(header)
+    if items == 0:
+        raise InvalidInputError(
+            "query has 0 items: the first dimension of every input must be >= 1"
+        )
+    if items > max_items:
+        raise PayloadTooLargeError(f"query has {items} items; this pod accepts at most {max_items}")
+
+    # Check every declared shape and datatype before touching data.
+    layouts = []
+    for name, (datatype, tail) in expected.items():
+        position, tensor = by_name[name]
+        shape = _shape_of(tensor, position)
+        want = [items, *tail]
+        if list(shape) != want:
+            raise InvalidInputError(f"input {name!r} has shape {shape}; expected {want}")
+        if tensor.get("datatype") != datatype:
+            raise InvalidInputError(
+                f"input {name!r} has datatype {tensor.get('datatype')!r}; expected {datatype!r}"
+            )
+        layouts.append((name, position, tensor, want))
+
+    arrays = _decode_data(
+        [(name, t, shape) for name, _, t, shape in sorted(layouts, key=lambda layout: layout[1])],
+        binary_part,
+        expected,
+    )
+    sparse = arrays[SPARSE_INPUT].astype(np.int64, copy=False)
+    _check_index_ranges(sparse, spec)
+    dense = arrays.get(DENSE_INPUT)
+    return DecodedQuery(
+        request_id=_request_id(header),
+        items=items,
+        dense=None if dense is None else dense.astype(np.float32, copy=False),
+        sparse=sparse,
+        binary_output=_wants_binary_output(header),
+    )
+
+
+def encode_response(
+    model_name: str, request_id: str | None, scores: npt.NDArray[np.float32], binary: bool
+) -> tuple[bytes, dict[str, str], str]:
+    """OIP v2 response body, extra headers and media type for the `scores` output."""
+    output: dict[str, Any] = {
+        "name": SCORES_OUTPUT,
+        "datatype": "FP32",
+        "shape": list(scores.shape),
+    }
+    header: dict[str, Any] = {"model_name": model_name, "model_version": "1"}
+    if request_id is not None:
+        header["id"] = request_id
+    header["outputs"] = [output]
+    if not binary:
+        output["data"] = scores.reshape(-1).tolist()
+        return orjson.dumps(header), {}, "application/json"
+    raw = np.ascontiguousarray(scores, dtype="<f4").tobytes()
+    output["parameters"] = {"binary_data_size": len(raw)}
+    json_part = orjson.dumps(header)
+    return (
+        json_part + raw,
+        {"Inference-Header-Content-Length": str(len(json_part))},
+        (BINARY_CONTENT_TYPE),
+    )
+
+
+def _expected_inputs(spec: ModelInputSpec) -> dict[str, tuple[str, list[int]]]:
+    expected: dict[str, tuple[str, list[int]]] = {}
+    if spec.has_dense:
+        expected[DENSE_INPUT] = ("FP32", [spec.dense_features])
+    expected[SPARSE_INPUT] = ("INT64", [spec.num_tables, spec.lookups_per_table])
+    return expected
+
+
+def _shape_of(tensor: object, position: int) -> list[int]:
+    if not isinstance(tensor, dict):
+        raise InvalidInputError(f"inputs[{position}] must be an object")
+    shape = tensor.get("shape")
+    if not isinstance(shape, list) or not all(
+        isinstance(dim, int) and not isinstance(dim, bool) and dim >= 0 for dim in shape
+    ):
+        raise InvalidInputError(
+            f"inputs[{position}].shape must be a list of non-negative integers, got {shape!r}"
+        )
+    return shape
+
+
+def _decode_data(
+    layouts: list[tuple[str, Mapping[str, Any], list[int]]],
+    binary_part: bytes,
+    expected: Mapping[str, tuple[str, list[int]]],
+) -> dict[str, np.ndarray[Any, Any]]:
+    arrays: dict[str, np.ndarray[Any, Any]] = {}
+    offset = 0
+    for name, tensor, shape in layouts:
+        dtype = DATATYPES[expected[name][0]]
+        count = math.prod(shape)
+        parameters = tensor.get("parameters") or {}
+        if not isinstance(parameters, dict):
+            raise InvalidInputError(f"input {name!r}: parameters must be an object")
+        binary_size = parameters.get("binary_data_size")
+        if binary_size is not None:
+            want = count * dtype.itemsize
+            if not isinstance(binary_size, int) or binary_size != want:
+                raise InvalidInputError(
+                    f"input {name!r}: binary_data_size {binary_size!r} does not match shape "
+                    f"{shape} of {expected[name][0]} ({want} bytes)"
+                )
+            if offset + want > len(binary_part):
+                raise InvalidInputError(
+                    f"input {name!r}: binary data ends after {len(binary_part) - offset} of "
+                    f"{want} bytes (header length mismatch?)"
+                )
+            raw = np.frombuffer(binary_part, dtype=dtype, count=count, offset=offset)
+            arrays[name] = raw.reshape(shape).copy()
+            offset += want
+        else:
+            if "data" not in tensor:
+                raise InvalidInputError(f"input {name!r} has neither 'data' nor binary_data_size")
+            arrays[name] = _array_from_json(name, tensor["data"], dtype, shape, count)
+    if offset != len(binary_part):
+        raise InvalidInputError(
+            f"binary part is {len(binary_part)} bytes but the inputs declare {offset} "
+            "(header length mismatch?)"
+        )
+    return arrays
+
+
+def _array_from_json(
+    name: str, data: object, dtype: np.dtype[Any], shape: list[int], count: int
+) -> np.ndarray[Any, Any]:
+    if not isinstance(data, list):
+        raise InvalidInputError(f"input {name!r}: data must be a list")
+    try:
+        array = np.asarray(data)
+    except (ValueError, OverflowError):
+        raise InvalidInputError(f"input {name!r}: data is not a regular numeric array") from None
+    allowed_kinds = "iu" if dtype.kind == "i" else "iuf"
+    if array.size and array.dtype.kind not in allowed_kinds:
+        kind = "integers" if dtype.kind == "i" else "numbers"
+        raise InvalidInputError(f"input {name!r}: data must hold {kind}, got {array.dtype}")
+    if array.size != count:
+        raise InvalidInputError(
+            f"input {name!r}: data has {array.size} elements; shape {shape} needs {count}"
+        )
+    if dtype.kind == "f" and not np.isfinite(array).all():
+        raise InvalidInputError(f"input {name!r}: data holds NaN or infinity")
+    try:
+        return array.astype(dtype, casting="same_kind" if dtype.kind == "i" else "unsafe").reshape(
+            shape
+        )
+    except (TypeError, OverflowError):
+        raise InvalidInputError(f"input {name!r}: values do not fit {dtype}") from None
+
+
+def _check_index_ranges(sparse: npt.NDArray[np.int64], spec: ModelInputSpec) -> None:
+    rows = np.asarray(spec.table_rows, dtype=np.int64)[None, :, None]
+    bad = (sparse < 0) | (sparse >= rows)
+    if bad.any():
+        item, table, lookup = (int(axis[0]) for axis in np.nonzero(bad))
+        value = int(sparse[item, table, lookup])
+        raise InvalidInputError(
+            f"sparse_indices[{item}, {table}, {lookup}] = {value} is out of range for table "
+            f"{table} with {spec.table_rows[table]} rows"
+        )
+
+
+def _request_id(header: Mapping[str, Any]) -> str | None:
+    request_id = header.get("id")
+    if request_id is None:
+        return None
+    if not isinstance(request_id, str):
+        raise InvalidInputError("'id' must be a string")
+    return request_id
+
+
+def _wants_binary_output(header: Mapping[str, Any]) -> bool:
+    parameters = header.get("parameters") or {}
+    if not isinstance(parameters, dict):
+        raise InvalidInputError("'parameters' must be an object")
+    wants = parameters.get("binary_data_output", False)
+    outputs = header.get("outputs")
+    if outputs is None:
+        return bool(wants)
+    if not isinstance(outputs, list):
+        raise InvalidInputError("'outputs' must be a list")
+    for position, output in enumerate(outputs):
+        if not isinstance(output, dict) or output.get("name") != SCORES_OUTPUT:
+            raise InvalidInputError(f"outputs[{position}] must name the output {SCORES_OUTPUT!r}")
+        output_parameters = output.get("parameters") or {}
+        if not isinstance(output_parameters, dict):
+            raise InvalidInputError(f"outputs[{position}].parameters must be an object")
+        wants = output_parameters.get("binary_data", wants)
+    return bool(wants)

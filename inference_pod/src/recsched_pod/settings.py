@@ -1,0 +1,102 @@
+"""Settings of one pod or router process: one pydantic-settings object, validated at start-up.
+
+Every value comes from the command line (see `cli.py`) or from `RECSCHED_*` environment variables,
+so the same image runs in a cluster (env from the Deployment) and in local mode (flags).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Role = Literal["pod", "router"]
+Device = Literal["cpu", "cuda", "emulated"]
+Pool = Literal["cpu", "gpu", "router"]
+
+
+def usable_cores() -> int:
+    """Cores this process may run on (respects cgroup/affinity limits, unlike os.cpu_count)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - non-Linux
+        return max(1, os.cpu_count() or 1)
+
+
+class PodSettings(BaseSettings):
+    """Everything a pod or router process needs to start."""
+
+    model_config = SettingsConfigDict(env_prefix="RECSCHED_", extra="ignore")
+
+    role: Role = "pod"
+    model: str = Field(default="rmc1", description="Model zoo name, e.g. rmc1, wnd, dien.")
+    scale: float = Field(
+        default=0.01, gt=0, le=4.0, description="Embedding rows = paper rows x scale."
+    )
+    seed: int = Field(default=0, ge=0, description="Weight initialisation seed.")
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    recmodel: str = Field(
+        default="local", description="RecModel name, the `recmodel` metric label."
+    )
+    pool: Pool | None = Field(
+        default=None, description="Pool label; defaults from role and device."
+    )
+    device: Device = "cpu"
+    config_path: Path | None = Field(default=None, description="Config document file (ConfigMap).")
+    config_poll_s: float = Field(
+        default=1.0,
+        gt=0,
+        description="How often the config file is checked for changes; a mounted "
+        "ConfigMap updates within about a minute, so a second is plenty.",
+    )
+    admin_token: str | None = Field(default=None, description="Bearer token for /admin.")
+    admin_token_file: Path | None = Field(default=None, description="File holding the token.")
+    workers: int | None = Field(
+        default=None,
+        ge=1,
+        le=256,
+        description="Initial model workers when no config file gives "
+        "them; default one per usable core.",
+    )
+    batch_size: int = Field(
+        default=64, ge=1, le=4096, description="Initial batch size when no config file gives one."
+    )
+    max_query_items: int = Field(
+        default=1024, ge=1, le=65536, description="Larger queries get 413."
+    )
+    max_queue_requests: int = Field(
+        default=4096,
+        ge=1,
+        description="Bound on queued requests; a query that would exceed it gets "
+        "503 instead of an unbounded wait; 4096 holds four max-size queries even at B=1.",
+    )
+    retry_after_ms: int = Field(default=100, ge=1, description="Hint sent with 503 responses.")
+    warmup_rounds: int = Field(default=2, ge=0, description="Forward passes before ready.")
+
+    @model_validator(mode="after")
+    def _token_from_file(self) -> PodSettings:
+        if self.admin_token is None and self.admin_token_file is not None:
+            try:
+                token = self.admin_token_file.read_text(encoding="utf-8").strip()
+            except OSError as error:
+                raise ValueError(f"admin_token_file {self.admin_token_file}: {error}") from error
+            if not token:
+                raise ValueError(f"admin_token_file {self.admin_token_file} is empty")
+            self.admin_token = token
+        return self
+
+    @property
+    def pool_label(self) -> str:
+        if self.pool is not None:
+            return self.pool
+        if self.role == "router":
+            return "router"
+        return "cpu" if self.device == "cpu" else "gpu"
+
+    @property
+    def initial_workers(self) -> int:
+        return self.workers if self.workers is not None else usable_cores()

@@ -1,0 +1,206 @@
+"""The pod under abuse: overload gets a fast 503 with Retry-After and the pod stays up; a config
+change never re-splits a query in flight; random bodies and headers never get a 5xx or a hang."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from recsched_pod.models import RecommendationModel, build_model, model_spec, random_query
+from recsched_pod.server import create_app
+from recsched_pod.settings import PodSettings
+from support.asgi_server import serve_app
+from support.pod_fixtures import TOKEN, RunningPod, pod_settings
+
+
+class RecordingModel(RecommendationModel):
+    """The real RMC1, slowed down, recording the size of every request it runs."""
+
+    def __init__(self, inner: RecommendationModel, delay_s: float) -> None:
+        super().__init__(inner.spec)
+        self.inner = inner
+        self.delay_s = delay_s
+        self.sizes: list[int] = []
+
+    def forward(self, dense: torch.Tensor | None, sparse: torch.Tensor) -> torch.Tensor:
+        self.sizes.append(int(sparse.shape[0]))
+        time.sleep(self.delay_s)
+        return self.inner(dense, sparse)
+
+
+def rmc1_query(items: int) -> dict[str, Any]:
+    dense, sparse = random_query(
+        model_spec("rmc1", scale=0.001), items, torch.Generator().manual_seed(items)
+    )
+    assert dense is not None
+    return {
+        "inputs": [
+            {
+                "name": "dense_features",
+                "datatype": "FP32",
+                "shape": list(dense.shape),
+                "data": dense.reshape(-1).tolist(),
+            },
+            {
+                "name": "sparse_indices",
+                "datatype": "INT64",
+                "shape": list(sparse.shape),
+                "data": sparse.reshape(-1).tolist(),
+            },
+        ]
+    }
+
+
+@pytest.fixture
+def slow_pod(tmp_path: Path) -> Iterator[tuple[RunningPod, RecordingModel]]:
+    holder: list[RecordingModel] = []
+
+    def factory(settings: PodSettings) -> RecommendationModel:
+        holder.append(RecordingModel(build_model("rmc1", scale=settings.scale), delay_s=0.05))
+        return holder[0]
+
+    settings = pod_settings(
+        tmp_path, max_queue_requests=6, batch_size=2, workers=1, config_path=None, warmup_rounds=0
+    )
+    with serve_app(create_app(settings, model_factory=factory), "/v2/health/ready") as url:
+        yield RunningPod(url, settings, tmp_path / "unused.json"), holder[0]
+
+
+def test_overload_gets_a_fast_503_with_retry_after_and_the_pod_stays_up(
+    slow_pod: tuple[RunningPod, RecordingModel],
+) -> None:
+    pod, _ = slow_pod
+    results: list[int] = []
+
+    def send() -> None:
+        results.append(
+            httpx.post(
+                pod.url + "/v2/models/rmc1/infer", json=rmc1_query(4), timeout=30
+            ).status_code
+        )
+
+    threads = [threading.Thread(target=send) for _ in range(12)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert results.count(200) >= 1
+    assert results.count(503) >= 1
+    assert set(results) <= {200, 503}
+    started = time.perf_counter()
+    # 4 queued requests are allowed: a query of 8 items at B=2 would need 4 more than a full queue
+    blocker = threading.Thread(target=send)
+    blocker.start()
+    time.sleep(0.02)
+    refused = httpx.post(pod.url + "/v2/models/rmc1/infer", json=rmc1_query(12), timeout=30)
+    assert refused.status_code == 503
+    assert time.perf_counter() - started < 1.0
+    assert refused.headers["Retry-After"] == "1"
+    assert int(refused.headers["Retry-After-Ms"]) > 0
+    assert "overloaded" in refused.json()["error"]
+    blocker.join(timeout=30)
+    assert httpx.get(pod.url + "/v2/health/live").status_code == 200
+    assert httpx.post(pod.url + "/v2/models/rmc1/infer", json=rmc1_query(2)).status_code == 200
+    metrics = httpx.get(pod.url + "/metrics").text
+    assert 'reason="overloaded"' in metrics
+
+
+def test_batch_size_change_never_resplits_a_query_in_flight(
+    slow_pod: tuple[RunningPod, RecordingModel],
+) -> None:
+    pod, model = slow_pod
+    model.sizes.clear()
+    outcome: list[int] = []
+    first = threading.Thread(
+        target=lambda: outcome.append(
+            httpx.post(
+                pod.url + "/v2/models/rmc1/infer", json=rmc1_query(6), timeout=30
+            ).status_code
+        )
+    )
+    first.start()
+    time.sleep(0.06)  # the first of three requests is running
+    pushed = httpx.put(
+        pod.url + "/admin/config",
+        json={"generation": 5, "batchSize": 8, "offloadThreshold": 100, "workers": 1},
+        headers={"Authorization": f"Bearer {TOKEN}"},
+    )
+    assert pushed.json()["applied"] is True
+    first.join(timeout=30)
+    assert outcome == [200]
+    assert model.sizes == [2, 2, 2]
+    assert httpx.post(pod.url + "/v2/models/rmc1/infer", json=rmc1_query(6)).status_code == 200
+    assert model.sizes == [2, 2, 2, 6]
+
+
+@pytest.fixture(scope="module")
+def fuzz_pod(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    settings = pod_settings(tmp_path_factory.mktemp("fuzz"), max_query_items=64)
+    with serve_app(create_app(settings), ready_path="/v2/health/ready") as url:
+        yield url
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats() | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=8), inner, max_size=5)
+    ),
+    max_leaves=30,
+)
+tensor_headers = st.fixed_dictionaries(
+    {
+        "name": st.sampled_from(["dense_features", "sparse_indices", "other"]),
+        "datatype": st.sampled_from(["FP32", "INT64", "BYTES", "BOOL"]),
+    },
+    optional={
+        "shape": st.lists(st.integers(-2, 200), max_size=4),
+        "data": st.lists(st.integers(-5, 5000) | st.floats(allow_nan=True), max_size=20),
+        "parameters": st.fixed_dictionaries(
+            {}, optional={"binary_data_size": st.integers(-8, 4096) | st.text(max_size=3)}
+        ),
+    },
+)
+bodies = st.one_of(
+    st.binary(max_size=512),
+    json_values.map(lambda value: json.dumps(value).encode()),
+    st.fixed_dictionaries(
+        {"inputs": st.lists(tensor_headers, max_size=3)},
+        optional={
+            "outputs": json_values,
+            "parameters": json_values,
+            "id": json_values,
+        },
+    ).map(lambda doc: json.dumps(doc).encode()),
+)
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    body=bodies,
+    header_length=st.none() | st.integers(-5, 600).map(str) | st.text(max_size=4),
+    tail=st.binary(max_size=256),
+)
+def test_random_bodies_and_headers_never_get_a_5xx_or_hang(
+    fuzz_pod: str, body: bytes, header_length: str | None, tail: bytes
+) -> None:
+    headers = {}
+    if header_length is not None and header_length.isprintable() and header_length.isascii():
+        headers["Inference-Header-Content-Length"] = header_length
+    response = httpx.post(
+        fuzz_pod + "/v2/models/rmc1/infer", content=body + tail, headers=headers, timeout=10
+    )
+    assert response.status_code < 500, response.text
+    if response.status_code >= 400:
+        assert response.json()["error"]

@@ -1,0 +1,148 @@
+"""The worker pool: DeepRecSched splitting, order of scores, live resizing, bounded admission,
+and a failing model that fails its query without killing the worker."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from recsched_pod.engine import WorkerPool, requests_for
+from recsched_pod.errors import UnavailableError
+from recsched_pod.metrics import PodMetrics
+from recsched_pod.models.base import RecommendationModel
+from recsched_pod.models.spec import ModelInputSpec
+
+SPEC = ModelInputSpec(
+    name="probe", dense_features=0, table_rows=(1000,), lookups_per_table=1, output_width=1
+)
+
+
+class ProbeModel(RecommendationModel):
+    """Scores each item by its index value; records request sizes and concurrent calls."""
+
+    def __init__(self, delay_s: float = 0.0, fail_on: int | None = None) -> None:
+        super().__init__(SPEC)
+        self.delay_s = delay_s
+        self.fail_on = fail_on
+        self.sizes: list[int] = []
+        self.active = 0
+        self.peak_active = 0
+        self._lock = threading.Lock()
+
+    def forward(self, dense: torch.Tensor | None, sparse: torch.Tensor) -> torch.Tensor:
+        with self._lock:
+            self.sizes.append(int(sparse.shape[0]))
+            self.active += 1
+            self.peak_active = max(self.peak_active, self.active)
+        try:
+            time.sleep(self.delay_s)
+            if self.fail_on is not None and int(sparse[0, 0, 0]) == self.fail_on:
+                raise RuntimeError("injected failure")
+            return sparse[:, 0, :1].to(torch.float32)
+        finally:
+            with self._lock:
+                self.active -= 1
+
+
+def make_pool(model: ProbeModel, workers: int = 2, max_queue_requests: int = 1000) -> WorkerPool:
+    return WorkerPool(
+        model,
+        torch.device("cpu"),
+        PodMetrics("t", "cpu", "cpu"),
+        workers=workers,
+        max_queue_requests=max_queue_requests,
+        retry_after_ms=50,
+    )
+
+
+def query(items: int, start: int = 0) -> np.ndarray:
+    return np.arange(start, start + items, dtype=np.int64).reshape(items, 1, 1)
+
+
+@pytest.mark.parametrize(
+    ("items", "batch", "expected"),
+    [
+        (1, 4, [(0, 1)]),
+        (8, 4, [(0, 4), (4, 8)]),
+        (10, 4, [(0, 4), (4, 8), (8, 10)]),
+        (3, 1024, [(0, 3)]),
+    ],
+)
+def test_query_splits_into_ceil_n_over_b_requests(items: int, batch: int, expected: list) -> None:
+    assert requests_for(items, batch) == expected
+
+
+async def test_scores_come_back_in_item_order_across_requests() -> None:
+    model = ProbeModel(delay_s=0.001)
+    pool = make_pool(model, workers=2)
+    try:
+        scores = await pool.run_query(None, query(23, start=100), batch_items=4)
+    finally:
+        pool.close()
+    np.testing.assert_array_equal(scores[:, 0], np.arange(100, 123, dtype=np.float32))
+    assert sorted(model.sizes) == sorted([4] * 5 + [3])
+
+
+async def test_workers_run_requests_of_one_query_in_parallel() -> None:
+    model = ProbeModel(delay_s=0.05)
+    pool = make_pool(model, workers=2)
+    try:
+        await pool.run_query(None, query(8), batch_items=2)
+    finally:
+        pool.close()
+    assert model.peak_active == 2
+
+
+async def test_pool_shrinks_and_grows_between_requests() -> None:
+    model = ProbeModel(delay_s=0.02)
+    pool = make_pool(model, workers=3)
+    try:
+        pool.resize(1)
+        await asyncio.sleep(0.5)  # idle workers notice the shrink within their 0.2 s poll
+        model.peak_active = 0
+        await pool.run_query(None, query(6), batch_items=1)
+        assert model.peak_active == 1
+        pool.resize(3)
+        model.peak_active = 0
+        await pool.run_query(None, query(6), batch_items=1)
+        assert model.peak_active == 3
+        alive = [t for t in threading.enumerate() if t.name.startswith("model-worker-")]
+        assert len(alive) >= 3
+    finally:
+        pool.close()
+
+
+async def test_query_that_would_overflow_the_queue_is_refused_at_once() -> None:
+    model = ProbeModel(delay_s=0.2)
+    pool = make_pool(model, workers=1, max_queue_requests=4)
+    try:
+        first = asyncio.ensure_future(pool.run_query(None, query(4), batch_items=1))
+        await asyncio.sleep(0.01)
+        started = time.perf_counter()
+        with pytest.raises(UnavailableError) as refused:
+            await pool.run_query(None, query(4), batch_items=1)
+        assert time.perf_counter() - started < 0.05
+        assert refused.value.reason == "overloaded"
+        assert refused.value.headers()["Retry-After-Ms"] == "50"
+        assert (await first).shape == (4, 1)
+        # once drained, the same query fits again
+        assert (await pool.run_query(None, query(4), batch_items=1)).shape == (4, 1)
+    finally:
+        pool.close()
+
+
+async def test_model_failure_fails_its_query_and_the_worker_survives() -> None:
+    model = ProbeModel(fail_on=4)
+    pool = make_pool(model, workers=1)
+    try:
+        with pytest.raises(RuntimeError, match="injected failure"):
+            await pool.run_query(None, query(8), batch_items=4)
+        scores = await pool.run_query(None, query(3, start=10), batch_items=4)
+    finally:
+        pool.close()
+    np.testing.assert_array_equal(scores[:, 0], [10.0, 11.0, 12.0])

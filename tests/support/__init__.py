@@ -1,0 +1,1 @@
+"""Helpers shared by tests: in-process servers, a real Prometheus, the Kubernetes emulator."""

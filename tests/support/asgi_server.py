@@ -1,0 +1,49 @@
+"""Run an ASGI app on a real loopback port in a background thread (uvicorn, lifespan included)."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import uvicorn
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextlib.contextmanager
+def serve_app(app: Any, ready_path: str | None = None, timeout_s: float = 60.0) -> Iterator[str]:
+    """Yield the base URL of `app` served on 127.0.0.1; waits for `ready_path` to answer 200."""
+    port = free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
+    thread.start()
+    base_url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + timeout_s
+    path = ready_path or "/"
+    try:
+        while True:
+            if not thread.is_alive():
+                raise RuntimeError("server thread exited during start-up")
+            try:
+                response = httpx.get(base_url + path, timeout=1.0)
+                if ready_path is None or response.status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{base_url}{path} not ready within {timeout_s} s")
+            time.sleep(0.05)
+        yield base_url
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
