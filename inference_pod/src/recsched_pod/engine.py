@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import logging
 import queue
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -214,8 +215,13 @@ def _fail(future: asyncio.Future[npt.NDArray[np.float32]], error: BaseException)
         future.set_exception(error)
 
 
-def configure_torch_threads() -> None:
-    """One intra-op thread per worker: parallelism comes from the worker pool (task level)."""
+def configure_process_threads(gil_switch_interval_s: float) -> None:
+    """One intra-op thread per worker: parallelism comes from the worker pool (task level).
+
+    A short GIL switch interval stops the event loop thread from starving workers, which need the
+    GIL briefly between torch ops.
+    """
+    sys.setswitchinterval(gil_switch_interval_s)
     torch.set_num_threads(1)
     # Raises once inter-op work has started in this process; one setting per process is enough.
     with contextlib.suppress(RuntimeError):

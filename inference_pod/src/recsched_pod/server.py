@@ -23,7 +23,7 @@ from starlette.responses import Response
 
 from recsched_pod import __version__
 from recsched_pod.config_document import ConfigDocument
-from recsched_pod.engine import WorkerPool, configure_torch_threads
+from recsched_pod.engine import WorkerPool, configure_process_threads
 from recsched_pod.errors import (
     InvalidInputError,
     ModelNotFoundError,
@@ -135,7 +135,7 @@ def initial_config(settings: PodSettings) -> ConfigDocument:
 
 
 def _load_and_warm(runtime: PodRuntime, factory: ModelFactory) -> None:
-    configure_torch_threads()
+    configure_process_threads(runtime.settings.gil_switch_interval_s)
     started_s = time.perf_counter()
     model = factory(runtime.settings).to(runtime.device).eval()
     generator = torch.Generator().manual_seed(runtime.settings.seed)

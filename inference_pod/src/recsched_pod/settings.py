@@ -76,6 +76,14 @@ class PodSettings(BaseSettings):
     )
     retry_after_ms: int = Field(default=100, ge=1, description="Hint sent with 503 responses.")
     warmup_rounds: int = Field(default=2, ge=0, description="Forward passes before ready.")
+    gil_switch_interval_s: float = Field(
+        default=0.0005,
+        gt=0,
+        le=0.1,
+        description="Python's thread switch interval. The default "
+        "5 ms lets the event loop hold the GIL while a worker waits between torch ops; 0.5 ms "
+        "keeps workers fed (measured in docs/benchmarks/pod.md).",
+    )
 
     @model_validator(mode="after")
     def _token_from_file(self) -> PodSettings:

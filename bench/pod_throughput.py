@@ -1,0 +1,311 @@
+"""Inference pod throughput: raw model items/s vs items/s served over HTTP, and worker scaling.
+
+Writes `docs/benchmarks/pod.json` and `docs/benchmarks/pod.md`. Run: `.venv/bin/python
+bench/pod_throughput.py [--models rmc1,wnd] [--seconds 1.5]`. Raw = a tight in-process loop, one
+thread. Served = one pod process with one worker on loopback, queries of N = B items sent by an
+async client keeping several queries in flight (enough to keep the worker busy), binary protocol
+(and JSON at B = 128). Worker scaling = the in-process worker pool with 1 and 2 workers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import torch
+
+from recsched_pod.engine import WorkerPool, configure_process_threads
+from recsched_pod.metrics import PodMetrics
+from recsched_pod.models import MODEL_NAMES, build_model, random_query
+
+BATCHES = (1, 8, 32, 128, 512, 1024)
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def raw_items_per_s(model: torch.nn.Module, spec: Any, batch: int, seconds: float) -> float:
+    dense, sparse = random_query(spec, batch, torch.Generator().manual_seed(batch))
+    with torch.inference_mode():
+        for _ in range(2):
+            model(dense, sparse)
+        runs, started = 0, time.perf_counter()
+        while runs < 3 or time.perf_counter() - started < seconds:
+            model(dense, sparse)
+            runs += 1
+        return runs * batch / (time.perf_counter() - started)
+
+
+def binary_body(dense: torch.Tensor | None, sparse: torch.Tensor) -> tuple[bytes, dict[str, str]]:
+    tensors = [] if dense is None else [("dense_features", "FP32", dense.numpy())]
+    tensors.append(("sparse_indices", "INT64", sparse.numpy()))
+    header = {
+        "inputs": [
+            {
+                "name": name,
+                "datatype": dtype,
+                "shape": list(array.shape),
+                "parameters": {"binary_data_size": array.nbytes},
+            }
+            for name, dtype, array in tensors
+        ],
+        "outputs": [{"name": "scores", "parameters": {"binary_data": True}}],
+    }
+    json_part = orjson.dumps(header)
+    body = json_part + b"".join(array.tobytes() for _, _, array in tensors)
+    return body, {
+        "Inference-Header-Content-Length": str(len(json_part)),
+        "Content-Type": "application/octet-stream",
+    }
+
+
+def json_body(dense: torch.Tensor | None, sparse: torch.Tensor) -> tuple[bytes, dict[str, str]]:
+    tensors = [] if dense is None else [("dense_features", "FP32", dense.numpy())]
+    tensors.append(("sparse_indices", "INT64", sparse.numpy()))
+    header = {
+        "inputs": [
+            {
+                "name": name,
+                "datatype": dtype,
+                "shape": list(array.shape),
+                "data": array.reshape(-1).tolist(),
+            }
+            for name, dtype, array in tensors
+        ]
+    }
+    return orjson.dumps(header), {"Content-Type": "application/json"}
+
+
+async def served_items_per_s(
+    url: str,
+    name: str,
+    body: bytes,
+    headers: dict[str, str],
+    batch: int,
+    seconds: float,
+    in_flight: int,
+) -> float:
+    import aiohttp  # lighter per request than httpx: the client shares the machine's 2 cores
+
+    target = f"{url}/v2/models/{name}/infer"
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as client:
+
+        async def post() -> None:
+            async with client.post(target, data=body, headers=headers) as response:
+                await response.read()
+                response.raise_for_status()
+
+        for _ in range(2):
+            await post()
+        done = 0
+        started = time.perf_counter()
+        deadline = started + seconds
+
+        async def sender() -> None:
+            nonlocal done
+            while time.perf_counter() < deadline or done < 3:
+                await post()
+                done += 1
+
+        await asyncio.gather(*(sender() for _ in range(in_flight)))
+        return done * batch / (time.perf_counter() - started)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def start_pod(name: str, scale: float) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "recsched_pod",
+            "--model",
+            name,
+            "--scale",
+            str(scale),
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+            "--batch-size",
+            "1024",
+            "--log-level",
+            "warning",
+        ],
+        stdout=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url + "/v2/health/ready", timeout=1).status_code == 200:
+                return process, url
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    process.kill()
+    raise RuntimeError(f"pod for {name} did not become ready")
+
+
+def worker_scaling(name: str, scale: float, batch: int, seconds: float) -> dict[str, float]:
+    model = build_model(name, scale=scale).eval()
+    dense, sparse = random_query(model.spec, batch * 8, torch.Generator().manual_seed(1))
+    dense_np = None if dense is None else dense.numpy()
+    result = {}
+    for workers in (1, 2):
+        pool = WorkerPool(
+            model,
+            torch.device("cpu"),
+            PodMetrics("bench", "cpu", "cpu"),
+            workers=workers,
+            max_queue_requests=10_000,
+            retry_after_ms=10,
+        )
+
+        async def drive(pool: WorkerPool = pool) -> float:
+            await pool.run_query(dense_np, sparse.numpy(), batch)
+            queries, started = 0, time.perf_counter()
+            while queries < 2 or time.perf_counter() - started < seconds:
+                await asyncio.gather(
+                    *(pool.run_query(dense_np, sparse.numpy(), batch) for _ in range(2))
+                )
+                queries += 2
+            return queries * batch * 8 / (time.perf_counter() - started)
+
+        result[f"workers_{workers}"] = asyncio.run(drive())
+        pool.close()
+    result["speedup"] = result["workers_2"] / result["workers_1"]
+    return result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--models", default=",".join(MODEL_NAMES))
+    parser.add_argument("--scale", type=float, default=0.01)
+    parser.add_argument("--seconds", type=float, default=1.5)
+    parser.add_argument("--in-flight", type=int, default=3)
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks" / "pod.json")
+    args = parser.parse_args()
+    configure_process_threads(float(os.environ.get("RECSCHED_GIL_SWITCH_INTERVAL_S", "0.0005")))
+    results: dict[str, Any] = {
+        "machine": {
+            "cpus": os.cpu_count(),
+            "processor": _cpu_model(),
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+        },
+        "command": "bench/pod_throughput.py " + " ".join(sys.argv[1:]),
+        "scale": args.scale,
+        "models": {},
+    }
+    for name in args.models.split(","):
+        model = build_model(name, scale=args.scale).eval()
+        process, url = start_pod(name, args.scale)
+        rows = []
+        try:
+            for batch in BATCHES:
+                dense, sparse = random_query(
+                    model.spec, batch, torch.Generator().manual_seed(batch)
+                )
+                # Alternate raw and served so machine noise hits both alike.
+                raw = raw_items_per_s(model, model.spec, batch, args.seconds)
+                body, headers = binary_body(dense, sparse)
+                served = asyncio.run(
+                    served_items_per_s(
+                        url, name, body, headers, batch, args.seconds, args.in_flight
+                    )
+                )
+                row = {
+                    "batch": batch,
+                    "raw_items_per_s": raw,
+                    "served_binary_items_per_s": served,
+                    "served_over_raw": served / raw,
+                }
+                if batch == 128:
+                    body, headers = json_body(dense, sparse)
+                    row["served_json_items_per_s"] = asyncio.run(
+                        served_items_per_s(
+                            url, name, body, headers, batch, args.seconds, args.in_flight
+                        )
+                    )
+                rows.append(row)
+                print(name, json.dumps(row), flush=True)
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+        results["models"][name] = rows
+    results["worker_scaling"] = {
+        f"{name}@B={batch}": worker_scaling(name, args.scale, batch, args.seconds * 2)
+        for name in ("rmc3", "wnd")
+        for batch in (128, 512)
+    }
+    print(json.dumps(results["worker_scaling"], indent=1))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=1), encoding="utf-8")
+    args.out.with_suffix(".md").write_text(render_markdown(results), encoding="utf-8")
+    return 0
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def render_markdown(results: dict[str, Any]) -> str:
+    machine = results["machine"]
+    lines = [
+        "# Inference pod throughput",
+        "",
+        f"Machine: {machine['cpus']} CPUs ({machine['processor']}), Python {machine['python']}, "
+        f"torch {machine['torch']}. Command: `.venv/bin/python {results['command']}`. "
+        f"Scale {results['scale']}; one thread (raw) and one worker (served).",
+        "",
+        "Items/s. Served = binary protocol over loopback with queries of N = B items; "
+        "the ratio is served / raw, measured back to back.",
+        "",
+        "| model | B | raw | served (binary) | served/raw | served (JSON) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, rows in results["models"].items():
+        for row in rows:
+            json_rate = row.get("served_json_items_per_s")
+            lines.append(
+                f"| {name} | {row['batch']} | {row['raw_items_per_s']:,.0f} | "
+                f"{row['served_binary_items_per_s']:,.0f} | {row['served_over_raw']:.2f} | "
+                f"{'' if json_rate is None else f'{json_rate:,.0f}'} |"
+            )
+    lines += [
+        "",
+        "## Worker scaling (in-process worker pool, queries of 8 x B items)",
+        "",
+        "| model@B | 1 worker items/s | 2 workers items/s | speedup |",
+        "|---|---|---|---|",
+    ]
+    for key, row in results["worker_scaling"].items():
+        lines.append(
+            f"| {key} | {row['workers_1']:,.0f} | {row['workers_2']:,.0f} | {row['speedup']:.2f}x |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
