@@ -124,10 +124,10 @@ def test_config_file_change_is_applied_without_restart(pod: RunningPod) -> None:
     assert served(pod)["workers"] == 1
     metrics = httpx.get(pod.url + "/metrics").text
     assert (
-        f'recsched_config_generation{{pool="cpu",recmodel="test-rm"}} {float(generation)}'
+        f'recsched_config_generation{{device="cpu",pool="cpu",recmodel="test-rm"}} {float(generation)}'
         in metrics
     )
-    assert 'recsched_workers{pool="cpu",recmodel="test-rm"} 1.0' in metrics
+    assert 'recsched_workers{device="cpu",pool="cpu",recmodel="test-rm"} 1.0' in metrics
 
 
 def test_unparseable_config_file_keeps_the_served_config(pod: RunningPod) -> None:

@@ -79,7 +79,7 @@ def test_different_items_of_a_query_get_different_scores(name: str) -> None:
     assert (scores.std(dim=0) > 0).any()
 
 
-@pytest.mark.parametrize(("items", "batch_items"), [(300, 64), (20, 1), (5, 8)])
+@pytest.mark.parametrize(("items", "batch_items"), [(150, 32), (10, 1), (5, 8)])
 @pytest.mark.parametrize("name", MODEL_NAMES)
 def test_query_split_into_requests_scores_like_the_whole_query(
     name: str, items: int, batch_items: int

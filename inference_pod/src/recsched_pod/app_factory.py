@@ -9,7 +9,9 @@ from recsched_pod.settings import PodSettings
 
 def create_role_app(settings: PodSettings) -> FastAPI:
     if settings.role == "router":
-        raise RuntimeError("--role router is not available in this build")
+        from recsched_pod.router import create_router_app
+
+        return create_router_app(settings)
     from recsched_pod.server import create_app
 
     return create_app(settings)

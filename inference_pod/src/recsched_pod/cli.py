@@ -37,6 +37,17 @@ def build_parser() -> argparse.ArgumentParser:
     add("--max-queue-requests", type=int, help="queued requests before 503 (default 4096)")
     add("--recmodel", help="RecModel name for metric labels")
     add("--pool", choices=["cpu", "gpu", "router"], help="pool label (default from role/device)")
+    add("--cpu-endpoints", help="router: host:port,... of CPU pool pods")
+    add("--gpu-endpoints", help="router: host:port,... of GPU pool pods")
+    add("--endpoints-file", type=Path, help='router: JSON {"cpu": [...], "gpu": [...]}')
+    add("--cpu-endpoints-dns", help="router: headless Service name:port of the CPU pool")
+    add("--gpu-endpoints-dns", help="router: headless Service name:port of the GPU pool")
+    add(
+        "--gpu-profile",
+        dest="gpu_profile_path",
+        type=Path,
+        help="emulated device: GPU latency profile file measured on a real GPU",
+    )
     add("--admin-token-file", type=Path, help="file holding the /admin bearer token")
     add("--log-level", default="INFO", help="logging level (default INFO)")
     return parser

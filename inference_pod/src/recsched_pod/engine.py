@@ -27,6 +27,7 @@ import numpy.typing as npt
 import torch
 
 from recsched_pod.errors import UnavailableError
+from recsched_pod.gpu_emulation import GpuLatencyProfile, VirtualGpu
 from recsched_pod.metrics import PodMetrics
 from recsched_pod.models import RecommendationModel
 
@@ -74,8 +75,11 @@ class WorkerPool:
         max_queue_requests: int,
         retry_after_ms: int,
         clock: Clock = time.perf_counter,
+        emulation: GpuLatencyProfile | None = None,
     ) -> None:
         self._model = model
+        self._emulation = emulation
+        self._virtual_gpu = VirtualGpu()
         self._device = device
         self._metrics = metrics
         self._max_queue_requests = max_queue_requests
@@ -156,6 +160,17 @@ class WorkerPool:
         return await query.future
 
     def _work(self, index: int) -> None:
+        # On a GPU each worker gets its own stream, so copies and kernels of different requests
+        # overlap and several in flight keep the device busy.
+        stream_context = (
+            torch.cuda.stream(torch.cuda.Stream(self._device))  # type: ignore[no-untyped-call]
+            if self._device.type == "cuda"
+            else contextlib.nullcontext()
+        )
+        with stream_context:
+            self._serve(index)
+
+    def _serve(self, index: int) -> None:
         while True:
             if index >= self._target_workers:
                 # Decide under the lock, so a resize racing with this exit never loses a worker.
@@ -179,17 +194,25 @@ class WorkerPool:
             with torch.inference_mode():
                 dense = query.dense
                 if dense is not None:
-                    dense = dense[request.start : request.stop].to(self._device)
-                sparse = query.sparse[request.start : request.stop].to(self._device)
+                    dense = self._to_device(dense[request.start : request.stop])
+                sparse = self._to_device(query.sparse[request.start : request.stop])
                 scores = self._model(dense, sparse)
                 query.scores[request.start : request.stop] = scores.cpu().numpy()
         except Exception as failure:  # a model bug must fail the query, not kill the worker
             logger.exception("model failed on a request of %d items", request.stop - request.start)
             error = failure
         finished_s = self._clock()
+        items = request.stop - request.start
+        if self._emulation is not None:
+            # The GPU's clock, not the host's: queue on the virtual device, serve for the
+            # profiled time; never earlier than the scores exist.
+            service_s = self._emulation.latency_for(items)
+            started_s, gpu_done_s = self._virtual_gpu.schedule(request.enqueued_s, service_s)
+            self._metrics.emulation_lag.observe(max(0.0, finished_s - gpu_done_s))
+            finished_s = max(finished_s, gpu_done_s)
         self._metrics.queue_wait.observe(started_s - request.enqueued_s)
         self._metrics.request_compute.observe(finished_s - started_s)
-        self._metrics.request_batch_items.observe(request.stop - request.start)
+        self._metrics.request_batch_items.observe(items)
         with query.lock:
             query.remaining -= 1
             last = query.remaining == 0
@@ -199,8 +222,22 @@ class WorkerPool:
         if first_failure and error is not None:
             query.loop.call_soon_threadsafe(_fail, query.future, error)
         elif last and not query.failed:
-            self._metrics.query_duration.observe(finished_s - query.arrival_s)
-            query.loop.call_soon_threadsafe(_succeed, query.future, query.scores)
+            query.loop.call_soon_threadsafe(self._complete_at, query, finished_s)
+
+    def _complete_at(self, query: _Query, finished_s: float) -> None:
+        """Runs on the event loop: resolve the query now, or when the emulated GPU is done."""
+        delay_s = finished_s - self._clock()
+        if delay_s > 0:
+            query.loop.call_later(delay_s, self._complete_at, query, finished_s)
+            return
+        self._metrics.query_duration.observe(finished_s - query.arrival_s)
+        _succeed(query.future, query.scores)
+
+    def _to_device(self, tensor: torch.Tensor) -> torch.Tensor:
+        if self._device.type == "cuda":
+            # Pinned host memory lets the copy run asynchronously on the worker's stream.
+            return tensor.pin_memory().to(self._device, non_blocking=True)
+        return tensor
 
 
 def _succeed(

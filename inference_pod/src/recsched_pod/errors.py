@@ -73,6 +73,12 @@ class UpstreamError(PodError):
     status_code = 502
 
 
+class UpstreamTimeoutError(PodError):
+    """The pool endpoint took longer than the router's upstream timeout."""
+
+    status_code = 504
+
+
 def error_response(error: PodError) -> Response:
     """The single mapping from a pod error to an OIP v2 error response (`{"error": message}`)."""
     return Response(

@@ -84,10 +84,33 @@ def query_items_from_header(header: Mapping[str, Any]) -> int:
     return sizes.pop()
 
 
-def decode_query(
-    header: Mapping[str, Any], binary_part: bytes, spec: ModelInputSpec, max_items: int
-) -> DecodedQuery:
-    """Validate a parsed request against the model's inputs and decode its tensors."""
+@dataclass(frozen=True)
+class _Layout:
+    name: str
+    tensor: Mapping[str, Any]
+    shape: list[int]
+    dtype: np.dtype[Any]
+    binary_bytes: int | None  # None: the data is inline JSON
+
+
+@dataclass(frozen=True)
+class CheckedHeader:
+    """A request header that passed every check that needs no tensor data."""
+
+    items: int
+    request_id: str | None
+    binary_output: bool
+    layouts: tuple[_Layout, ...]
+
+
+def check_header(
+    header: Mapping[str, Any], binary_bytes: int, spec: ModelInputSpec, max_items: int
+) -> CheckedHeader:
+    """Validate names, datatypes, shapes, item count and binary sizes without decoding data.
+
+    The router runs this alone (it forwards the body unchanged); the pod runs it before decoding,
+    so both refuse a bad header with the same message.
+    """
     inputs = header.get("inputs")
     if not isinstance(inputs, list) or not inputs:
         raise InvalidInputError("'inputs' must be a non-empty list")
@@ -118,8 +141,7 @@ def decode_query(
     if items > max_items:
         raise PayloadTooLargeError(f"query has {items} items; this pod accepts at most {max_items}")
 
-    # Check every declared shape and datatype before touching data.
-    layouts = []
+    layouts: list[tuple[int, _Layout]] = []
     for name, (datatype, tail) in expected.items():
         position, tensor = by_name[name]
         shape = _shape_of(tensor, position)
@@ -130,22 +152,40 @@ def decode_query(
             raise InvalidInputError(
                 f"input {name!r} has datatype {tensor.get('datatype')!r}; expected {datatype!r}"
             )
-        layouts.append((name, position, tensor, want))
-
-    arrays = _decode_data(
-        [(name, t, shape) for name, _, t, shape in sorted(layouts, key=lambda layout: layout[1])],
-        binary_part,
-        expected,
+        dtype = DATATYPES[datatype]
+        layouts.append(
+            (position, _Layout(name, tensor, want, dtype, _binary_size(name, tensor, want, dtype)))
+        )
+    ordered = tuple(layout for _, layout in sorted(layouts, key=lambda pair: pair[0]))
+    declared = sum(layout.binary_bytes or 0 for layout in ordered)
+    if declared != binary_bytes:
+        raise InvalidInputError(
+            f"binary part is {binary_bytes} bytes but the inputs declare {declared} "
+            "(header length mismatch?)"
+        )
+    return CheckedHeader(
+        items=items,
+        request_id=_request_id(header),
+        binary_output=_wants_binary_output(header),
+        layouts=ordered,
     )
+
+
+def decode_query(
+    header: Mapping[str, Any], binary_part: bytes, spec: ModelInputSpec, max_items: int
+) -> DecodedQuery:
+    """Validate a parsed request against the model's inputs and decode its tensors."""
+    checked = check_header(header, len(binary_part), spec, max_items)
+    arrays = _decode_data(checked.layouts, binary_part)
     sparse = arrays[SPARSE_INPUT].astype(np.int64, copy=False)
     _check_index_ranges(sparse, spec)
     dense = arrays.get(DENSE_INPUT)
     return DecodedQuery(
-        request_id=_request_id(header),
-        items=items,
+        request_id=checked.request_id,
+        items=checked.items,
         dense=None if dense is None else dense.astype(np.float32, copy=False),
         sparse=sparse,
-        binary_output=_wants_binary_output(header),
+        binary_output=checked.binary_output,
     )
 
 
@@ -196,44 +236,41 @@ def _shape_of(tensor: object, position: int) -> list[int]:
     return shape
 
 
+def _binary_size(
+    name: str, tensor: Mapping[str, Any], shape: list[int], dtype: np.dtype[Any]
+) -> int | None:
+    parameters = tensor.get("parameters") or {}
+    if not isinstance(parameters, dict):
+        raise InvalidInputError(f"input {name!r}: parameters must be an object")
+    binary_size = parameters.get("binary_data_size")
+    if binary_size is None:
+        if "data" not in tensor:
+            raise InvalidInputError(f"input {name!r} has neither 'data' nor binary_data_size")
+        return None
+    want = math.prod(shape) * dtype.itemsize
+    if not isinstance(binary_size, int) or isinstance(binary_size, bool) or binary_size != want:
+        raise InvalidInputError(
+            f"input {name!r}: binary_data_size {binary_size!r} does not match shape "
+            f"{shape} of {dtype.name} ({want} bytes)"
+        )
+    return want
+
+
 def _decode_data(
-    layouts: list[tuple[str, Mapping[str, Any], list[int]]],
-    binary_part: bytes,
-    expected: Mapping[str, tuple[str, list[int]]],
+    layouts: tuple[_Layout, ...], binary_part: bytes
 ) -> dict[str, np.ndarray[Any, Any]]:
     arrays: dict[str, np.ndarray[Any, Any]] = {}
     offset = 0
-    for name, tensor, shape in layouts:
-        dtype = DATATYPES[expected[name][0]]
-        count = math.prod(shape)
-        parameters = tensor.get("parameters") or {}
-        if not isinstance(parameters, dict):
-            raise InvalidInputError(f"input {name!r}: parameters must be an object")
-        binary_size = parameters.get("binary_data_size")
-        if binary_size is not None:
-            want = count * dtype.itemsize
-            if not isinstance(binary_size, int) or binary_size != want:
-                raise InvalidInputError(
-                    f"input {name!r}: binary_data_size {binary_size!r} does not match shape "
-                    f"{shape} of {expected[name][0]} ({want} bytes)"
-                )
-            if offset + want > len(binary_part):
-                raise InvalidInputError(
-                    f"input {name!r}: binary data ends after {len(binary_part) - offset} of "
-                    f"{want} bytes (header length mismatch?)"
-                )
-            raw = np.frombuffer(binary_part, dtype=dtype, count=count, offset=offset)
-            arrays[name] = raw.reshape(shape).copy()
-            offset += want
+    for layout in layouts:
+        count = math.prod(layout.shape)
+        if layout.binary_bytes is not None:
+            raw = np.frombuffer(binary_part, dtype=layout.dtype, count=count, offset=offset)
+            arrays[layout.name] = raw.reshape(layout.shape).copy()
+            offset += layout.binary_bytes
         else:
-            if "data" not in tensor:
-                raise InvalidInputError(f"input {name!r} has neither 'data' nor binary_data_size")
-            arrays[name] = _array_from_json(name, tensor["data"], dtype, shape, count)
-    if offset != len(binary_part):
-        raise InvalidInputError(
-            f"binary part is {len(binary_part)} bytes but the inputs declare {offset} "
-            "(header length mismatch?)"
-        )
+            arrays[layout.name] = _array_from_json(
+                layout.name, layout.tensor["data"], layout.dtype, layout.shape, count
+            )
     return arrays
 
 

@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
-import orjson
 import torch
 from fastapi import FastAPI, Request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -24,42 +22,31 @@ from starlette.responses import Response
 from recsched_pod import __version__
 from recsched_pod.config_document import ConfigDocument
 from recsched_pod.engine import WorkerPool, configure_process_threads
-from recsched_pod.errors import (
-    InvalidInputError,
-    ModelNotFoundError,
-    PayloadTooLargeError,
-    PodError,
-    UnauthorizedError,
-    UnavailableError,
-    error_response,
+from recsched_pod.errors import PodError, UnavailableError, error_response
+from recsched_pod.gpu_emulation import PROFILE_BATCH_ITEMS, GpuLatencyProfile
+from recsched_pod.http_shell import (
+    add_admin_routes,
+    check_model_name,
+    json_response,
+    max_body_bytes,
+    model_metadata,
+    read_body,
+    reject_reason,
 )
 from recsched_pod.live_config import LiveConfig, parse_config_document, watch_config_file
 from recsched_pod.metrics import PodMetrics
 from recsched_pod.models import RecommendationModel, build_model, model_spec, random_query
-from recsched_pod.models.spec import DENSE_INPUT, SCORES_OUTPUT, SPARSE_INPUT, ModelInputSpec
+from recsched_pod.models.spec import ModelInputSpec
 from recsched_pod.protocol import HEADER_LENGTH, decode_query, encode_response, split_body
 from recsched_pod.settings import PodSettings
 
 logger = logging.getLogger(__name__)
 
 ModelFactory = Callable[[PodSettings], RecommendationModel]
-_HEADER_ALLOWANCE_BYTES = 64 * 1024
-_JSON_BYTES_PER_VALUE = 32  # generous: "-1.2345678901234567e-05, " is 25 characters
-_REJECT_REASONS: dict[type[PodError], str] = {
-    InvalidInputError: "invalid",
-    PayloadTooLargeError: "too_large",
-    ModelNotFoundError: "unknown_model",
-}
 
 
 def default_model_factory(settings: PodSettings) -> RecommendationModel:
     return build_model(settings.model, scale=settings.scale, seed=settings.seed)
-
-
-def max_body_bytes(spec: ModelInputSpec, max_items: int) -> int:
-    """The largest body a valid query can need, in JSON (binary is always smaller)."""
-    values_per_item = spec.dense_features + spec.num_tables * spec.lookups_per_table
-    return _HEADER_ALLOWANCE_BYTES + max_items * values_per_item * _JSON_BYTES_PER_VALUE
 
 
 @dataclass
@@ -74,57 +61,32 @@ class PodRuntime:
     body_limit_bytes: int
     pool: WorkerPool | None = None
     model: RecommendationModel | None = None
+    emulation: GpuLatencyProfile | None = None
     ready: bool = False
     background: list[asyncio.Task[None]] = field(default_factory=list)
 
-    def check_token(self, request: Request) -> None:
-        expected = self.settings.admin_token
-        if expected is None:
-            raise UnauthorizedError("admin is disabled: no admin token is configured")
-        given = request.headers.get("authorization", "")
-        scheme, _, token = given.partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip(), expected):
-            raise UnauthorizedError("missing or wrong bearer token")
-
-    def metadata(self) -> dict[str, object]:
-        spec = self.spec
-        inputs: list[dict[str, object]] = []
-        if spec.has_dense:
-            inputs.append(
-                {"name": DENSE_INPUT, "datatype": "FP32", "shape": [-1, spec.dense_features]}
-            )
-        inputs.append(
-            {
-                "name": SPARSE_INPUT,
-                "datatype": "INT64",
-                "shape": [-1, spec.num_tables, spec.lookups_per_table],
-            }
-        )
-        return {
-            "name": self.settings.model,
-            "versions": ["1"],
-            "platform": "pytorch",
-            "inputs": inputs,
-            "outputs": [
-                {"name": SCORES_OUTPUT, "datatype": "FP32", "shape": [-1, spec.output_width]}
-            ],
-            "parameters": {
-                "table_rows": ",".join(str(rows) for rows in spec.table_rows),
-                "max_query_items": self.settings.max_query_items,
-                "device": self.settings.device,
-                "scale": self.settings.scale,
-            },
-        }
+    def batch_items(self) -> int:
+        if self.settings.device == "cpu":
+            return self.live.current.batch_size
+        return self.settings.gpu_batch_cap_items
 
 
 def resolve_device(settings: PodSettings) -> torch.device:
+    """Where the model runs; an emulated GPU computes its scores on the CPU."""
     if settings.device == "cuda":
         if not torch.cuda.is_available():
             raise RuntimeError("--device cuda was asked for but CUDA is not available here")
         return torch.device("cuda")
-    if settings.device == "emulated":
-        raise RuntimeError("--device emulated is not available in this build of the pod")
     return torch.device("cpu")
+
+
+def warmup_sizes(settings: PodSettings, batch_items: int) -> list[int]:
+    """CPU pods warm at their batch size; GPU pods at every profiled size bucket."""
+    if settings.device == "cpu":
+        sizes = {1, batch_items}
+    else:
+        sizes = {*PROFILE_BATCH_ITEMS, settings.gpu_batch_cap_items}
+    return sorted(size for size in sizes if size <= settings.max_query_items)
 
 
 def initial_config(settings: PodSettings) -> ConfigDocument:
@@ -135,24 +97,54 @@ def initial_config(settings: PodSettings) -> ConfigDocument:
 
 
 def _load_and_warm(runtime: PodRuntime, factory: ModelFactory) -> None:
-    configure_process_threads(runtime.settings.gil_switch_interval_s)
+    settings = runtime.settings
+    configure_process_threads(settings.gil_switch_interval_s)
     started_s = time.perf_counter()
-    model = factory(runtime.settings).to(runtime.device).eval()
-    generator = torch.Generator().manual_seed(runtime.settings.seed)
-    sizes = {1, min(runtime.live.current.batch_size, runtime.settings.max_query_items)}
+    model = factory(settings).to(runtime.device).eval()
+    generator = torch.Generator().manual_seed(settings.seed)
+    rounds = max(settings.warmup_rounds, 3 if settings.device == "emulated" else 0)
+    cpu_latency_s: dict[int, float] = {}
     with torch.inference_mode():
-        for _ in range(runtime.settings.warmup_rounds):
-            for items in sorted(sizes):
-                dense, sparse = random_query(model.spec, items, generator)
-                model(
-                    None if dense is None else dense.to(runtime.device), sparse.to(runtime.device)
+        for items in warmup_sizes(settings, runtime.live.current.batch_size):
+            dense, sparse = random_query(model.spec, items, generator)
+            dense = None if dense is None else dense.to(runtime.device)
+            sparse = sparse.to(runtime.device)
+            timings = []
+            for _ in range(rounds):
+                round_started_s = time.perf_counter()
+                model(dense, sparse).cpu()
+                timings.append(time.perf_counter() - round_started_s)
+            if timings:
+                cpu_latency_s[items] = sorted(timings)[len(timings) // 2]
+    if settings.device == "emulated":
+        runtime.emulation = (
+            GpuLatencyProfile.load(settings.gpu_profile_path, settings.model)
+            if settings.gpu_profile_path is not None
+            else GpuLatencyProfile.from_cpu_times(
+                settings.model,
+                {
+                    size: cpu_latency_s[size]
+                    for size in PROFILE_BATCH_ITEMS
+                    if size in cpu_latency_s
+                },
+            )
+        )
+        logger.info(
+            "device=emulated GPU profile (%s): %s",
+            runtime.emulation.source,
+            ", ".join(
+                f"{b} items {s * 1e3:.2f} ms"
+                for b, s in zip(
+                    runtime.emulation.batch_items, runtime.emulation.latency_s, strict=True
                 )
+            ),
+        )
     runtime.model = model
     logger.info(
-        "model %s scale %g loaded and warmed on %s in %.1f s",
-        runtime.settings.model,
-        runtime.settings.scale,
-        runtime.device,
+        "model %s scale %g loaded and warmed on device=%s in %.1f s",
+        settings.model,
+        settings.scale,
+        settings.device,
         time.perf_counter() - started_s,
     )
 
@@ -195,6 +187,7 @@ def create_app(
             workers=runtime.live.current.workers,
             max_queue_requests=settings.max_queue_requests,
             retry_after_ms=settings.retry_after_ms,
+            emulation=runtime.emulation,
         )
         runtime.ready = True
 
@@ -224,26 +217,22 @@ def create_app(
 
     _add_health_routes(app, runtime)
     _add_infer_routes(app, runtime)
-    _add_admin_routes(app, runtime)
+    add_admin_routes(app, runtime.live, settings.admin_token)
     return app
-
-
-def _json(payload: object, status_code: int = 200) -> Response:
-    return Response(orjson.dumps(payload), status_code=status_code, media_type="application/json")
 
 
 def _add_health_routes(app: FastAPI, runtime: PodRuntime) -> None:
     @app.get("/v2/health/live")
     async def live() -> Response:
-        return _json({"live": True})
+        return json_response({"live": True})
 
     @app.get("/v2/health/ready")
     async def ready() -> Response:
-        return _json({"ready": runtime.ready}, 200 if runtime.ready else 503)
+        return json_response({"ready": runtime.ready}, 200 if runtime.ready else 503)
 
     @app.get("/v2")
     async def server_metadata() -> Response:
-        return _json(
+        return json_response(
             {
                 "name": "recsched-pod",
                 "version": __version__,
@@ -258,87 +247,41 @@ def _add_health_routes(app: FastAPI, runtime: PodRuntime) -> None:
 
 
 def _add_infer_routes(app: FastAPI, runtime: PodRuntime) -> None:
-    def check_model(name: str) -> None:
-        if name != runtime.settings.model:
-            raise ModelNotFoundError(
-                f"unknown model {name!r}; this pod serves {runtime.settings.model!r}"
-            )
-
     @app.get("/v2/models/{name}")
     @app.get("/v2/models/{name}/versions/{version}")
-    async def model_metadata(name: str) -> Response:
-        check_model(name)
-        return _json(runtime.metadata())
+    async def metadata(name: str) -> Response:
+        check_model_name(name, runtime.settings)
+        return json_response(model_metadata(runtime.settings, runtime.spec))
 
     @app.get("/v2/models/{name}/ready")
     @app.get("/v2/models/{name}/versions/{version}/ready")
     async def model_ready(name: str) -> Response:
-        check_model(name)
-        return _json({"name": name, "ready": runtime.ready}, 200 if runtime.ready else 503)
+        check_model_name(name, runtime.settings)
+        return json_response({"name": name, "ready": runtime.ready}, 200 if runtime.ready else 503)
 
     @app.post("/v2/models/{name}/infer")
     @app.post("/v2/models/{name}/versions/{version}/infer")
     async def infer(name: str, request: Request) -> Response:
         arrival_s = time.perf_counter()
         try:
-            check_model(name)
+            check_model_name(name, runtime.settings)
             pool = runtime.pool
             if not runtime.ready or pool is None:
                 raise UnavailableError(
                     "model is not ready yet", runtime.settings.retry_after_ms, reason="not_ready"
                 )
-            body = await _read_body(request, runtime.body_limit_bytes)
+            body = await read_body(request, runtime.body_limit_bytes)
             header, binary_part = split_body(body, request.headers.get(HEADER_LENGTH))
             query = decode_query(
                 header, binary_part, runtime.spec, runtime.settings.max_query_items
             )
             # B is read once per query: a config change never splits this query differently.
-            batch_items = runtime.live.current.batch_size
+            batch_items = runtime.batch_items()
             scores = await pool.run_query(query.dense, query.sparse, batch_items, arrival_s)
         except PodError as error:
-            reason = (
-                error.reason
-                if isinstance(error, UnavailableError)
-                else (_REJECT_REASONS.get(type(error), "error"))
-            )
-            runtime.metrics.reject(reason)
+            runtime.metrics.reject(reject_reason(error))
             raise
         content, headers, media_type = encode_response(
             name, query.request_id, scores, query.binary_output
         )
         return Response(content, headers=headers, media_type=media_type)
-
-
-async def _read_body(request: Request, limit_bytes: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit_bytes:
-        raise PayloadTooLargeError(f"body of {declared} bytes exceeds the limit of {limit_bytes}")
-    chunks: list[bytes] = []
-    received = 0
-    async for chunk in request.stream():
-        received += len(chunk)
-        if received > limit_bytes:
-            raise PayloadTooLargeError(f"body exceeds the limit of {limit_bytes} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def _add_admin_routes(app: FastAPI, runtime: PodRuntime) -> None:
-    @app.get("/admin/config")
-    async def get_config(request: Request) -> Response:
-        runtime.check_token(request)
-        return _json(runtime.live.current.to_json_dict())
-
-    @app.put("/admin/config")
-    async def put_config(request: Request) -> Response:
-        runtime.check_token(request)
-        body = await _read_body(request, _HEADER_ALLOWANCE_BYTES)
-        document = parse_config_document(body, "PUT /admin/config")
-        result = runtime.live.apply(document, "PUT /admin/config")
-        return _json(
-            {
-                "applied": result.applied,
-                "reason": result.reason,
-                "config": result.config.to_json_dict(),
-            }
-        )

@@ -65,6 +65,18 @@ class PodSettings(BaseSettings):
     batch_size: int = Field(
         default=64, ge=1, le=4096, description="Initial batch size when no config file gives one."
     )
+    gpu_batch_cap_items: int = Field(
+        default=1024,
+        ge=1,
+        le=65536,
+        description="GPU and emulated pods run queries whole and "
+        "split only above this many items (the config's batchSize is the CPU pool's knob).",
+    )
+    gpu_profile_path: Path | None = Field(
+        default=None,
+        description="Emulated device: GPU latency profile measured on a real GPU "
+        "(bench/gpu_profile.py); default: this host's CPU times / the paper's GPU speedups.",
+    )
     max_query_items: int = Field(
         default=1024, ge=1, le=65536, description="Larger queries get 413."
     )
@@ -84,6 +96,25 @@ class PodSettings(BaseSettings):
         "5 ms lets the event loop hold the GIL while a worker waits between torch ops; 0.5 ms "
         "keeps workers fed (measured in docs/benchmarks/pod.md).",
     )
+
+    # Router only: where the pools are (flags, a file, or headless-Service DNS names).
+    cpu_endpoints: str | None = Field(default=None, description="host:port,... of CPU pods.")
+    gpu_endpoints: str | None = Field(default=None, description="host:port,... of GPU pods.")
+    endpoints_file: Path | None = Field(
+        default=None, description='JSON {"cpu": [...], "gpu": [...]}, re-read on change.'
+    )
+    cpu_endpoints_dns: str | None = Field(default=None, description="Headless Service name:port.")
+    gpu_endpoints_dns: str | None = Field(default=None, description="Headless Service name:port.")
+    endpoint_refresh_s: float = Field(
+        default=5.0, gt=0, description="Re-resolve DNS / re-read the endpoints file this often."
+    )
+    health_check_s: float = Field(
+        default=1.0,
+        gt=0,
+        description="Check each endpoint's readiness this often; a failed "
+        "connection marks it down at once, so this only bounds how fast it comes back.",
+    )
+    upstream_timeout_s: float = Field(default=30.0, gt=0, description="Per forwarded query.")
 
     @model_validator(mode="after")
     def _token_from_file(self) -> PodSettings:

@@ -1,0 +1,125 @@
+"""HTTP pieces the pod and the router share, so both answer the same request the same way:
+bounded body reading, the bearer-token check, model metadata, the /admin routes, reject reasons.
+"""
+
+from __future__ import annotations
+
+import hmac
+
+import orjson
+from fastapi import FastAPI, Request
+from starlette.responses import Response
+
+from recsched_pod.errors import (
+    InvalidInputError,
+    ModelNotFoundError,
+    PayloadTooLargeError,
+    PodError,
+    UnauthorizedError,
+    UnavailableError,
+)
+from recsched_pod.live_config import LiveConfig, parse_config_document
+from recsched_pod.models.spec import DENSE_INPUT, SCORES_OUTPUT, SPARSE_INPUT, ModelInputSpec
+from recsched_pod.settings import PodSettings
+
+HEADER_ALLOWANCE_BYTES = 64 * 1024
+_JSON_BYTES_PER_VALUE = 32  # generous: "-1.2345678901234567e-05, " is 25 characters
+_REJECT_REASONS: dict[type[PodError], str] = {
+    InvalidInputError: "invalid",
+    PayloadTooLargeError: "too_large",
+    ModelNotFoundError: "unknown_model",
+}
+
+
+def json_response(payload: object, status_code: int = 200) -> Response:
+    return Response(orjson.dumps(payload), status_code=status_code, media_type="application/json")
+
+
+def max_body_bytes(spec: ModelInputSpec, max_items: int) -> int:
+    """The largest body a valid query can need, in JSON (binary is always smaller)."""
+    values_per_item = spec.dense_features + spec.num_tables * spec.lookups_per_table
+    return HEADER_ALLOWANCE_BYTES + max_items * values_per_item * _JSON_BYTES_PER_VALUE
+
+
+async def read_body(request: Request, limit_bytes: int) -> bytes:
+    """The request body, refused with 413 as soon as it is known to exceed `limit_bytes`."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit_bytes:
+        raise PayloadTooLargeError(f"body of {declared} bytes exceeds the limit of {limit_bytes}")
+    chunks: list[bytes] = []
+    received = 0
+    async for chunk in request.stream():
+        received += len(chunk)
+        if received > limit_bytes:
+            raise PayloadTooLargeError(f"body exceeds the limit of {limit_bytes} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def reject_reason(error: PodError) -> str:
+    if isinstance(error, UnavailableError):
+        return error.reason
+    return _REJECT_REASONS.get(type(error), "error")
+
+
+def check_bearer(request: Request, expected: str | None) -> None:
+    if expected is None:
+        raise UnauthorizedError("admin is disabled: no admin token is configured")
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip(), expected):
+        raise UnauthorizedError("missing or wrong bearer token")
+
+
+def check_model_name(name: str, settings: PodSettings) -> None:
+    if name != settings.model:
+        raise ModelNotFoundError(f"unknown model {name!r}; this server serves {settings.model!r}")
+
+
+def model_metadata(settings: PodSettings, spec: ModelInputSpec) -> dict[str, object]:
+    """OIP v2 model metadata; `parameters.table_rows` lets clients make valid indices."""
+    inputs: list[dict[str, object]] = []
+    if spec.has_dense:
+        inputs.append({"name": DENSE_INPUT, "datatype": "FP32", "shape": [-1, spec.dense_features]})
+    inputs.append(
+        {
+            "name": SPARSE_INPUT,
+            "datatype": "INT64",
+            "shape": [-1, spec.num_tables, spec.lookups_per_table],
+        }
+    )
+    return {
+        "name": settings.model,
+        "versions": ["1"],
+        "platform": "pytorch",
+        "inputs": inputs,
+        "outputs": [{"name": SCORES_OUTPUT, "datatype": "FP32", "shape": [-1, spec.output_width]}],
+        "parameters": {
+            "table_rows": ",".join(str(rows) for rows in spec.table_rows),
+            "max_query_items": settings.max_query_items,
+            "device": settings.device,
+            "scale": settings.scale,
+        },
+    }
+
+
+def add_admin_routes(app: FastAPI, live: LiveConfig, token: str | None) -> None:
+    """`GET`/`PUT /admin/config`, both behind the bearer token."""
+
+    @app.get("/admin/config")
+    async def get_config(request: Request) -> Response:
+        check_bearer(request, token)
+        return json_response(live.current.to_json_dict())
+
+    @app.put("/admin/config")
+    async def put_config(request: Request) -> Response:
+        check_bearer(request, token)
+        body = await read_body(request, HEADER_ALLOWANCE_BYTES)
+        document = parse_config_document(body, "PUT /admin/config")
+        result = live.apply(document, "PUT /admin/config")
+        return json_response(
+            {
+                "applied": result.applied,
+                "reason": result.reason,
+                "config": result.config.to_json_dict(),
+            }
+        )

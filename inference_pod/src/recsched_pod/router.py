@@ -1,0 +1,338 @@
+"""The router: one RecModel's OIP v2 front door, routing whole queries by size (DeepRecSched's T).
+
+A query of N >= T items goes to the GPU pool, a smaller one to the CPU pool; N comes from the
+JSON header's shapes, the tensor data is never decoded and the body is forwarded unchanged. Headers
+are validated with the pod's own checks, so a bad query gets the same 4xx here as at a pod (data
+errors, such as an index out of range, come back from the pod itself).
+
+Within a pool, the endpoint with the fewest queries outstanding gets the query. A failed
+connection (refused, reset, or closed before any response) is retried once on another endpoint:
+scoring has no side effects, and a pod that dropped the connection did not deliver its work. A
+timeout or any HTTP answer is never retried, except a 503, which a pod sends before starting work.
+With no ready GPU endpoint, GPU-bound queries fall back to the CPU pool (counted).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import aiohttp
+from fastapi import FastAPI, Request
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.responses import Response
+
+from recsched_pod import __version__
+from recsched_pod.config_document import ConfigDocument
+from recsched_pod.errors import (
+    PodError,
+    UnavailableError,
+    UpstreamError,
+    UpstreamTimeoutError,
+    error_response,
+)
+from recsched_pod.http_shell import (
+    add_admin_routes,
+    check_model_name,
+    json_response,
+    max_body_bytes,
+    model_metadata,
+    read_body,
+    reject_reason,
+)
+from recsched_pod.live_config import LiveConfig, watch_config_file
+from recsched_pod.metrics import RouterMetrics
+from recsched_pod.models import model_spec
+from recsched_pod.models.spec import ModelInputSpec
+from recsched_pod.protocol import HEADER_LENGTH, check_header, split_body
+from recsched_pod.router_endpoints import (
+    EndpointSourceError,
+    PoolEndpoints,
+    parse_addresses,
+    read_endpoints_file,
+    resolve_dns,
+)
+from recsched_pod.server import initial_config
+from recsched_pod.settings import PodSettings
+
+logger = logging.getLogger(__name__)
+
+_FORWARDED_REQUEST_HEADERS = ("content-type", HEADER_LENGTH)
+_RETURNED_RESPONSE_HEADERS = ("content-type", HEADER_LENGTH, "retry-after", "retry-after-ms")
+_RETRYABLE_CONNECTION_ERRORS = (
+    aiohttp.ClientConnectorError,
+    aiohttp.ServerDisconnectedError,
+    aiohttp.ClientOSError,
+)
+
+
+@dataclass
+class RouterRuntime:
+    settings: PodSettings
+    spec: ModelInputSpec
+    live: LiveConfig
+    metrics: RouterMetrics
+    body_limit_bytes: int
+    pools: dict[str, PoolEndpoints] = field(
+        default_factory=lambda: {"cpu": PoolEndpoints("cpu"), "gpu": PoolEndpoints("gpu")}
+    )
+    session: aiohttp.ClientSession | None = None
+
+    @property
+    def ready(self) -> bool:
+        return self.pools["cpu"].ready_count() > 0
+
+    def choose_pool(self, items: int) -> str:
+        if items < self.live.current.offload_threshold:
+            return "cpu"
+        if self.pools["gpu"].ready_count() == 0:
+            self.metrics.fallback()
+            return "cpu"
+        return "gpu"
+
+    async def forward(
+        self, pool_name: str, path: str, body: bytes, headers: dict[str, str]
+    ) -> tuple[int, bytes, dict[str, str]]:
+        """Send the query to one endpoint of the pool, retrying once where that is safe."""
+        assert self.session is not None
+        pool = self.pools[pool_name]
+        tried: set[str] = set()
+        last_error = f"no ready endpoint in the {pool_name} pool"
+        refusal: tuple[int, bytes, dict[str, str]] | None = None
+        for _attempt in range(2):
+            endpoint = pool.pick(exclude=tried)
+            if endpoint is None:
+                break
+            tried.add(endpoint.address)
+            endpoint.outstanding += 1
+            in_flight = self.metrics.in_flight(pool_name)
+            in_flight.inc()
+            try:
+                async with self.session.post(
+                    endpoint.url + path, data=body, headers=headers
+                ) as response:
+                    content = await response.read()
+                    returned = {
+                        name: response.headers[name]
+                        for name in _RETURNED_RESPONSE_HEADERS
+                        if name in response.headers
+                    }
+                    if response.status == 503:  # refused before any work: try another endpoint
+                        self.metrics.upstream_error(pool_name, "503")
+                        last_error = f"{endpoint.address} answered 503"
+                        refusal = (response.status, content, returned)
+                        continue
+                    if response.status >= 500:
+                        self.metrics.upstream_error(pool_name, "5xx")
+                    return response.status, content, returned
+            except _RETRYABLE_CONNECTION_ERRORS as error:
+                endpoint.ready = False  # until its next good readiness check
+                self.metrics.upstream_error(pool_name, "connect")
+                last_error = f"{endpoint.address}: {error.__class__.__name__}"
+                logger.warning("upstream %s (%s) failed: %s", endpoint.address, pool_name, error)
+            except TimeoutError as error:
+                self.metrics.upstream_error(pool_name, "timeout")
+                raise UpstreamTimeoutError(
+                    f"{endpoint.address} ({pool_name} pool) did not answer within "
+                    f"{self.settings.upstream_timeout_s} s"
+                ) from error
+            finally:
+                endpoint.outstanding -= 1
+                in_flight.dec()
+        if refusal is not None:
+            return refusal  # every endpoint tried answered 503: pass the last one on
+        raise UpstreamError(f"query not served: {last_error}")
+
+
+def create_router_app(settings: PodSettings) -> FastAPI:
+    spec = model_spec(settings.model, scale=settings.scale)
+    runtime = RouterRuntime(
+        settings=settings,
+        spec=spec,
+        live=LiveConfig(initial_config(settings)),
+        metrics=RouterMetrics(settings.recmodel),
+        body_limit_bytes=max_body_bytes(spec, settings.max_query_items),
+    )
+    _load_static_endpoints(runtime)
+
+    def publish(document: ConfigDocument) -> None:
+        runtime.metrics.config_generation.set(document.generation)
+        runtime.metrics.batch_size.set(document.batch_size)
+        runtime.metrics.offload_threshold.set(document.offload_threshold)
+
+    runtime.live.subscribe(publish)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        timeout = aiohttp.ClientTimeout(total=settings.upstream_timeout_s)
+        connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=30)
+        runtime.session = aiohttp.ClientSession(timeout=timeout, connector=connector)
+        tasks = [
+            asyncio.create_task(_refresh_endpoints(runtime)),
+            asyncio.create_task(_check_health(runtime)),
+        ]
+        if settings.config_path is not None:
+            tasks.append(
+                asyncio.create_task(
+                    watch_config_file(runtime.live, settings.config_path, settings.config_poll_s)
+                )
+            )
+        try:
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+            await runtime.session.close()
+
+    app = FastAPI(title="recsched-router", version=__version__, lifespan=lifespan)
+    app.state.runtime = runtime
+
+    @app.exception_handler(PodError)
+    async def _pod_error(_: Request, error: PodError) -> Response:
+        return error_response(error)
+
+    _add_routes(app, runtime)
+    add_admin_routes(app, runtime.live, settings.admin_token)
+    return app
+
+
+def _add_routes(app: FastAPI, runtime: RouterRuntime) -> None:
+    settings = runtime.settings
+
+    @app.get("/v2/health/live")
+    async def live() -> Response:
+        return json_response({"live": True})
+
+    @app.get("/v2/health/ready")
+    async def ready() -> Response:
+        return json_response({"ready": runtime.ready}, 200 if runtime.ready else 503)
+
+    @app.get("/v2")
+    async def server_metadata() -> Response:
+        return json_response(
+            {
+                "name": "recsched-router",
+                "version": __version__,
+                "extensions": ["binary_tensor_data"],
+            }
+        )
+
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        return Response(generate_latest(runtime.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/v2/models/{name}")
+    @app.get("/v2/models/{name}/versions/{version}")
+    async def metadata(name: str) -> Response:
+        check_model_name(name, settings)
+        return json_response(model_metadata(settings, runtime.spec))
+
+    @app.get("/v2/models/{name}/ready")
+    @app.get("/v2/models/{name}/versions/{version}/ready")
+    async def model_ready(name: str) -> Response:
+        check_model_name(name, settings)
+        return json_response({"name": name, "ready": runtime.ready}, 200 if runtime.ready else 503)
+
+    @app.post("/v2/models/{name}/infer")
+    @app.post("/v2/models/{name}/versions/{version}/infer")
+    async def infer(name: str, request: Request) -> Response:
+        arrival_s = time.perf_counter()
+        try:
+            check_model_name(name, settings)
+            if not runtime.ready:
+                raise UnavailableError(
+                    "no ready CPU pool endpoint", settings.retry_after_ms, reason="not_ready"
+                )
+            body = await read_body(request, runtime.body_limit_bytes)
+            header, binary_part = split_body(body, request.headers.get(HEADER_LENGTH))
+            checked = check_header(header, len(binary_part), runtime.spec, settings.max_query_items)
+            runtime.metrics.query_items.observe(checked.items)
+            pool = runtime.choose_pool(checked.items)
+            headers = {
+                header_name: request.headers[header_name]
+                for header_name in _FORWARDED_REQUEST_HEADERS
+                if header_name in request.headers
+            }
+            status, content, returned = await runtime.forward(pool, request.url.path, body, headers)
+        except PodError as error:
+            runtime.metrics.reject(reject_reason(error))
+            raise
+        if status == 200:
+            runtime.metrics.routed(pool, time.perf_counter() - arrival_s)
+        return Response(content, status_code=status, headers=returned)
+
+
+def _load_static_endpoints(runtime: RouterRuntime) -> None:
+    settings = runtime.settings
+    for pool, flag in (("cpu", settings.cpu_endpoints), ("gpu", settings.gpu_endpoints)):
+        if flag:
+            runtime.pools[pool].replace(parse_addresses(flag, f"--{pool}-endpoints"))
+    if settings.endpoints_file is not None:
+        for pool, addresses in read_endpoints_file(settings.endpoints_file).items():
+            runtime.pools[pool].replace(addresses)
+    if not any(
+        (
+            settings.cpu_endpoints,
+            settings.endpoints_file,
+            settings.cpu_endpoints_dns,
+        )
+    ):
+        raise EndpointSourceError(
+            "the router needs CPU pool endpoints: --cpu-endpoints, --endpoints-file or "
+            "--cpu-endpoints-dns"
+        )
+
+
+async def _refresh_endpoints(runtime: RouterRuntime) -> None:
+    """Re-resolve DNS names and re-read the endpoints file, forever."""
+    settings = runtime.settings
+    while True:
+        for pool, name in (
+            ("cpu", settings.cpu_endpoints_dns),
+            ("gpu", settings.gpu_endpoints_dns),
+        ):
+            if name:
+                runtime.pools[pool].replace(await asyncio.to_thread(resolve_dns, name))
+        if settings.endpoints_file is not None:
+            try:
+                for pool, addresses in read_endpoints_file(settings.endpoints_file).items():
+                    runtime.pools[pool].replace(addresses)
+            except EndpointSourceError as error:
+                logger.warning("endpoints file change skipped: %s", error)
+        await asyncio.sleep(settings.endpoint_refresh_s)
+
+
+async def _check_health(runtime: RouterRuntime) -> None:
+    """Mark each endpoint ready or not from its own /v2/health/ready, forever."""
+    assert runtime.session is not None
+    session = runtime.session
+    probe_timeout = aiohttp.ClientTimeout(total=min(1.0, runtime.settings.health_check_s))
+
+    async def probe(endpoint_url: str) -> bool:
+        try:
+            async with session.get(
+                endpoint_url + "/v2/health/ready", timeout=probe_timeout
+            ) as response:
+                return response.status == 200
+        except (aiohttp.ClientError, TimeoutError):
+            return False
+
+    while True:
+        for pool_name, pool in runtime.pools.items():
+            endpoints = list(pool.endpoints.values())
+            results = await asyncio.gather(*(probe(endpoint.url) for endpoint in endpoints))
+            for endpoint, ok in zip(endpoints, results, strict=True):
+                if endpoint.ready != ok:
+                    logger.info(
+                        "%s endpoint %s is %s",
+                        pool_name,
+                        endpoint.address,
+                        "ready" if ok else "not ready",
+                    )
+                endpoint.ready = ok
+            runtime.metrics.ready_endpoints(pool_name, pool.ready_count())
+        await asyncio.sleep(runtime.settings.health_check_s)
