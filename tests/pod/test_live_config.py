@@ -123,10 +123,8 @@ def test_config_file_change_is_applied_without_restart(pod: RunningPod) -> None:
     assert wait_for(lambda: served(pod)["batchSize"] == 11)
     assert served(pod)["workers"] == 1
     metrics = httpx.get(pod.url + "/metrics").text
-    assert (
-        f'recsched_config_generation{{device="cpu",pool="cpu",recmodel="test-rm"}} {float(generation)}'
-        in metrics
-    )
+    labels = 'device="cpu",pool="cpu",recmodel="test-rm"'
+    assert f"recsched_config_generation{{{labels}}} {float(generation)}" in metrics
     assert 'recsched_workers{device="cpu",pool="cpu",recmodel="test-rm"} 1.0' in metrics
 
 
