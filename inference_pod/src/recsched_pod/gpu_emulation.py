@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 PROFILE_BATCH_ITEMS: tuple[int, ...] = (1, 4, 16, 64, 256, 1024)
+SHIPPED_PROFILES = Path(__file__).parent / "gpu_profiles"  # measured by bench/gpu_profile.py
 
 # GPU-over-CPU speedup at batch 1/4/16/64/256/1024, read off the released repo's figure
 # (experiments/speedup/png/model_speedup.png; facts file section 1.4).
@@ -75,7 +76,10 @@ class GpuLatencyProfile:
 
     @classmethod
     def load(cls, path: Path, model: str) -> GpuLatencyProfile:
-        """A profile file written by `bench/gpu_profile.py` on a real GPU."""
+        """A profile file written by `bench/gpu_profile.py` on a real GPU; a bare name such as
+        `nvidia-h200` means the profile shipped with the pod."""
+        if not path.exists() and (SHIPPED_PROFILES / f"{path.name}.json").exists():
+            path = SHIPPED_PROFILES / f"{path.name}.json"
         try:
             document = json.loads(path.read_text(encoding="utf-8"))
             entry = document["models"][model]
