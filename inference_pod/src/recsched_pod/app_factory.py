@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from starlette.types import ASGIApp
 
 from recsched_pod.settings import PodSettings
 
 
-def create_role_app(settings: PodSettings) -> FastAPI:
+def create_role_app(settings: PodSettings) -> ASGIApp:
     if settings.role == "router":
         from recsched_pod.router import create_router_app
 

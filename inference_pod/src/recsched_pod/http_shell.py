@@ -5,10 +5,12 @@ bounded body reading, the bearer-token check, model metadata, the /admin routes,
 from __future__ import annotations
 
 import hmac
+from collections.abc import Awaitable, Callable
 
 import orjson
 from fastapi import FastAPI, Request
 from starlette.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from recsched_pod.errors import (
     InvalidInputError,
@@ -17,6 +19,7 @@ from recsched_pod.errors import (
     PodError,
     UnauthorizedError,
     UnavailableError,
+    error_response,
 )
 from recsched_pod.live_config import LiveConfig, parse_config_document
 from recsched_pod.models.spec import DENSE_INPUT, SCORES_OUTPUT, SPARSE_INPUT, ModelInputSpec
@@ -123,3 +126,45 @@ def add_admin_routes(app: FastAPI, live: LiveConfig, token: str | None) -> None:
                 "config": result.config.to_json_dict(),
             }
         )
+
+
+InferHandler = Callable[[str, Request], Awaitable[Response]]
+
+
+def infer_model_name(path: str) -> str | None:
+    """`m` from `/v2/models/m/infer` or `/v2/models/m/versions/v/infer`, else None."""
+    parts = path.split("/")
+    if len(parts) == 5 and parts[:3] == ["", "v2", "models"] and parts[4] == "infer":
+        return parts[3]
+    if (
+        len(parts) == 7
+        and parts[:3] == ["", "v2", "models"]
+        and parts[4] == "versions"
+        and (parts[6] == "infer")
+    ):
+        return parts[3]
+    return None
+
+
+def with_infer_fast_path(app: FastAPI, handler: InferHandler) -> ASGIApp:
+    """Serve `POST .../infer` straight from ASGI, everything else through FastAPI.
+
+    The infer path is the hot path: FastAPI's routing and parameter resolution cost about a
+    tenth of a millisecond per query, which the router pays on top of the pod (measured in
+    docs/benchmarks/router.md). Errors are still mapped by `error_response`.
+    """
+
+    async def asgi(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            name = infer_model_name(scope["path"])
+            if name is not None:
+                request = Request(scope, receive)
+                try:
+                    response = await handler(name, request)
+                except PodError as error:
+                    response = error_response(error)
+                await response(scope, receive, send)
+                return
+        await app(scope, receive, send)
+
+    return asgi

@@ -25,6 +25,7 @@ import aiohttp
 from fastapi import FastAPI, Request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import Response
+from starlette.types import ASGIApp
 
 from recsched_pod import __version__
 from recsched_pod.config_document import ConfigDocument
@@ -36,6 +37,7 @@ from recsched_pod.errors import (
     error_response,
 )
 from recsched_pod.http_shell import (
+    InferHandler,
     add_admin_routes,
     check_model_name,
     json_response,
@@ -43,6 +45,7 @@ from recsched_pod.http_shell import (
     model_metadata,
     read_body,
     reject_reason,
+    with_infer_fast_path,
 )
 from recsched_pod.live_config import LiveConfig, watch_config_file
 from recsched_pod.metrics import RouterMetrics
@@ -148,7 +151,7 @@ class RouterRuntime:
         raise UpstreamError(f"query not served: {last_error}")
 
 
-def create_router_app(settings: PodSettings) -> FastAPI:
+def create_router_app(settings: PodSettings) -> ASGIApp:
     spec = model_spec(settings.model, scale=settings.scale)
     runtime = RouterRuntime(
         settings=settings,
@@ -195,12 +198,12 @@ def create_router_app(settings: PodSettings) -> FastAPI:
     async def _pod_error(_: Request, error: PodError) -> Response:
         return error_response(error)
 
-    _add_routes(app, runtime)
+    infer = _add_routes(app, runtime)
     add_admin_routes(app, runtime.live, settings.admin_token)
-    return app
+    return with_infer_fast_path(app, infer)
 
 
-def _add_routes(app: FastAPI, runtime: RouterRuntime) -> None:
+def _add_routes(app: FastAPI, runtime: RouterRuntime) -> InferHandler:
     settings = runtime.settings
 
     @app.get("/v2/health/live")
@@ -237,8 +240,6 @@ def _add_routes(app: FastAPI, runtime: RouterRuntime) -> None:
         check_model_name(name, settings)
         return json_response({"name": name, "ready": runtime.ready}, 200 if runtime.ready else 503)
 
-    @app.post("/v2/models/{name}/infer")
-    @app.post("/v2/models/{name}/versions/{version}/infer")
     async def infer(name: str, request: Request) -> Response:
         arrival_s = time.perf_counter()
         try:
@@ -264,6 +265,8 @@ def _add_routes(app: FastAPI, runtime: RouterRuntime) -> None:
         if status == 200:
             runtime.metrics.routed(pool, time.perf_counter() - arrival_s)
         return Response(content, status_code=status, headers=returned)
+
+    return infer
 
 
 def _load_static_endpoints(runtime: RouterRuntime) -> None:

@@ -18,6 +18,7 @@ import torch
 from fastapi import FastAPI, Request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import Response
+from starlette.types import ASGIApp
 
 from recsched_pod import __version__
 from recsched_pod.config_document import ConfigDocument
@@ -25,6 +26,7 @@ from recsched_pod.engine import WorkerPool, configure_process_threads
 from recsched_pod.errors import PodError, UnavailableError, error_response
 from recsched_pod.gpu_emulation import PROFILE_BATCH_ITEMS, GpuLatencyProfile
 from recsched_pod.http_shell import (
+    InferHandler,
     add_admin_routes,
     check_model_name,
     json_response,
@@ -32,6 +34,7 @@ from recsched_pod.http_shell import (
     model_metadata,
     read_body,
     reject_reason,
+    with_infer_fast_path,
 )
 from recsched_pod.live_config import LiveConfig, parse_config_document, watch_config_file
 from recsched_pod.metrics import PodMetrics
@@ -151,7 +154,7 @@ def _load_and_warm(runtime: PodRuntime, factory: ModelFactory) -> None:
 
 def create_app(
     settings: PodSettings, model_factory: ModelFactory = default_model_factory
-) -> FastAPI:
+) -> ASGIApp:
     """Build the pod's app; the model loads in the background once the app starts."""
     spec = model_spec(settings.model, scale=settings.scale)
     metrics = PodMetrics(settings.recmodel, settings.pool_label, settings.device)
@@ -216,9 +219,9 @@ def create_app(
         return error_response(error)
 
     _add_health_routes(app, runtime)
-    _add_infer_routes(app, runtime)
+    infer = _add_infer_routes(app, runtime)
     add_admin_routes(app, runtime.live, settings.admin_token)
-    return app
+    return with_infer_fast_path(app, infer)
 
 
 def _add_health_routes(app: FastAPI, runtime: PodRuntime) -> None:
@@ -246,7 +249,7 @@ def _add_health_routes(app: FastAPI, runtime: PodRuntime) -> None:
         return Response(generate_latest(runtime.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
 
-def _add_infer_routes(app: FastAPI, runtime: PodRuntime) -> None:
+def _add_infer_routes(app: FastAPI, runtime: PodRuntime) -> InferHandler:
     @app.get("/v2/models/{name}")
     @app.get("/v2/models/{name}/versions/{version}")
     async def metadata(name: str) -> Response:
@@ -259,8 +262,6 @@ def _add_infer_routes(app: FastAPI, runtime: PodRuntime) -> None:
         check_model_name(name, runtime.settings)
         return json_response({"name": name, "ready": runtime.ready}, 200 if runtime.ready else 503)
 
-    @app.post("/v2/models/{name}/infer")
-    @app.post("/v2/models/{name}/versions/{version}/infer")
     async def infer(name: str, request: Request) -> Response:
         arrival_s = time.perf_counter()
         try:
@@ -285,3 +286,5 @@ def _add_infer_routes(app: FastAPI, runtime: PodRuntime) -> None:
             name, query.request_id, scores, query.binary_output
         )
         return Response(content, headers=headers, media_type=media_type)
+
+    return infer
