@@ -11,6 +11,7 @@ import contextlib
 import copy
 import threading
 import time
+import traceback
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -100,7 +101,9 @@ async def running_operator(
         stop.set()
         await asyncio.to_thread(thread.join, 30)
         assert not thread.is_alive(), "operator did not stop within 30 s"
-        assert not errors, f"operator failed: {errors!r}"
+        assert not errors, "operator failed:\n" + "".join(
+            line for error in errors for line in traceback.format_exception(error)
+        )
 
 
 async def eventually(

@@ -36,7 +36,7 @@ class ApplyResult:
     config: ConfigDocument
 
 
-def parse_config_document(raw: bytes, source: str) -> ConfigDocument:
+def parse_config_document(raw: bytes | bytearray, source: str) -> ConfigDocument:
     """Parse and validate a config document; the error names the field and the source."""
     try:
         payload = orjson.loads(raw)

@@ -39,10 +39,18 @@ class DecodedQuery:
     binary_output: bool
 
 
-def split_body(body: bytes, header_length_text: str | None) -> tuple[dict[str, Any], bytes]:
-    """Separate the JSON header from the binary part (empty for plain JSON requests)."""
+Body = bytes | bytearray | memoryview
+
+
+def split_body(body: Body, header_length_text: str | None) -> tuple[dict[str, Any], memoryview]:
+    """Separate the JSON header from the binary part (empty for plain JSON requests).
+
+    The binary part is a view, not a copy: for a body read into a `bytearray` the tensors decoded
+    from it are zero-copy views too.
+    """
+    view = memoryview(body)
     if header_length_text is None:
-        json_part, binary_part = body, b""
+        json_part, binary_part = view, view[:0]
     else:
         try:
             header_length = int(header_length_text)
@@ -55,7 +63,7 @@ def split_body(body: bytes, header_length_text: str | None) -> tuple[dict[str, A
                 f"Inference-Header-Content-Length {header_length} does not fit a body of "
                 f"{len(body)} bytes"
             )
-        json_part, binary_part = body[:header_length], body[header_length:]
+        json_part, binary_part = view[:header_length], view[header_length:]
     try:
         header = orjson.loads(json_part)
     except orjson.JSONDecodeError as error:
@@ -172,7 +180,7 @@ def check_header(
 
 
 def decode_query(
-    header: Mapping[str, Any], binary_part: bytes, spec: ModelInputSpec, max_items: int
+    header: Mapping[str, Any], binary_part: Body, spec: ModelInputSpec, max_items: int
 ) -> DecodedQuery:
     """Validate a parsed request against the model's inputs and decode its tensors."""
     checked = check_header(header, len(binary_part), spec, max_items)
@@ -257,7 +265,7 @@ def _binary_size(
 
 
 def _decode_data(
-    layouts: tuple[_Layout, ...], binary_part: bytes
+    layouts: tuple[_Layout, ...], binary_part: Body
 ) -> dict[str, np.ndarray[Any, Any]]:
     arrays: dict[str, np.ndarray[Any, Any]] = {}
     offset = 0
@@ -265,7 +273,8 @@ def _decode_data(
         count = math.prod(layout.shape)
         if layout.binary_bytes is not None:
             raw = np.frombuffer(binary_part, dtype=layout.dtype, count=count, offset=offset)
-            arrays[layout.name] = raw.reshape(layout.shape).copy()
+            # Writable when the body was read into a bytearray: no copy needed for torch.
+            arrays[layout.name] = (raw if raw.flags.writeable else raw.copy()).reshape(layout.shape)
             offset += layout.binary_bytes
         else:
             arrays[layout.name] = _array_from_json(
@@ -302,15 +311,17 @@ def _array_from_json(
 
 
 def _check_index_ranges(sparse: npt.NDArray[np.int64], spec: ModelInputSpec) -> None:
-    rows = np.asarray(spec.table_rows, dtype=np.int64)[None, :, None]
-    bad = (sparse < 0) | (sparse >= rows)
-    if bad.any():
-        item, table, lookup = (int(axis[0]) for axis in np.nonzero(bad))
-        value = int(sparse[item, table, lookup])
-        raise InvalidInputError(
-            f"sparse_indices[{item}, {table}, {lookup}] = {value} is out of range for table "
-            f"{table} with {spec.table_rows[table]} rows"
-        )
+    # Reductions first (no temporaries the size of the query); locate the culprit only on failure.
+    rows = np.asarray(spec.table_rows, dtype=np.int64)
+    if sparse.min() >= 0 and (sparse.max(axis=(0, 2)) < rows).all():
+        return
+    bad = (sparse < 0) | (sparse >= rows[None, :, None])
+    item, table, lookup = (int(axis[0]) for axis in np.nonzero(bad))
+    value = int(sparse[item, table, lookup])
+    raise InvalidInputError(
+        f"sparse_indices[{item}, {table}, {lookup}] = {value} is out of range for table "
+        f"{table} with {spec.table_rows[table]} rows"
+    )
 
 
 def _request_id(header: Mapping[str, Any]) -> str | None:

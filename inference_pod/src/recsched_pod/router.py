@@ -98,7 +98,7 @@ class RouterRuntime:
         return "gpu"
 
     async def forward(
-        self, pool_name: str, path: str, body: bytes, headers: dict[str, str]
+        self, pool_name: str, path: str, body: bytes | bytearray, headers: dict[str, str]
     ) -> tuple[int, bytes, dict[str, str]]:
         """Send the query to one endpoint of the pool, retrying once where that is safe."""
         assert self.session is not None

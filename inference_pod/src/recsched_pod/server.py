@@ -73,6 +73,12 @@ class PodRuntime:
             return self.live.current.batch_size
         return self.settings.gpu_batch_cap_items
 
+    def workers(self, document: ConfigDocument) -> int:
+        """The config document's `workers` is the CPU pool's knob; GPU pods keep their own."""
+        if self.settings.device == "cpu":
+            return document.workers
+        return self.settings.initial_workers
+
 
 def resolve_device(settings: PodSettings) -> torch.device:
     """Where the model runs; an emulated GPU computes its scores on the CPU."""
@@ -172,7 +178,7 @@ def create_app(
         metrics.batch_size.set(document.batch_size)
         metrics.offload_threshold.set(document.offload_threshold)
         if runtime.pool is not None:
-            runtime.pool.resize(document.workers)
+            runtime.pool.resize(runtime.workers(document))
 
     runtime.live.subscribe(publish)
 
@@ -187,7 +193,7 @@ def create_app(
             runtime.model,
             runtime.device,
             metrics,
-            workers=runtime.live.current.workers,
+            workers=runtime.workers(runtime.live.current),
             max_queue_requests=settings.max_queue_requests,
             retry_after_ms=settings.retry_after_ms,
             emulation=runtime.emulation,

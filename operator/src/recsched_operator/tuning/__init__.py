@@ -1,0 +1,39 @@
+"""Online DeepRecSched: the tuning policy, pure (no kopf, no Kubernetes, no HTTP, no torch).
+
+`decide_next_config` maps one observation window to the next config and a new `TuningState`; the
+caller supplies time and stores the state (RecModel status or a local file). Layout by role:
+`knobs` (configs, bounds, grid), `settings` (SLO, tuner settings, modes), `observation`, `state`,
+`decision`, `search` (where to probe next), `policy` (the decision flow).
+"""
+
+from recsched_operator.tuning.decision import Action, Decision
+from recsched_operator.tuning.knobs import (
+    MAX_QUERY_ITEMS,
+    Knob,
+    KnobConfig,
+    TuningBounds,
+    knob_grid,
+)
+from recsched_operator.tuning.observation import Observation
+from recsched_operator.tuning.policy import decide_next_config, describe_change
+from recsched_operator.tuning.settings import SloTarget, TuningMode, TuningSettings
+from recsched_operator.tuning.state import Trial, TuningState, initial_state
+
+__all__ = [
+    "MAX_QUERY_ITEMS",
+    "Action",
+    "Decision",
+    "Knob",
+    "KnobConfig",
+    "Observation",
+    "SloTarget",
+    "Trial",
+    "TuningBounds",
+    "TuningMode",
+    "TuningSettings",
+    "TuningState",
+    "decide_next_config",
+    "describe_change",
+    "initial_state",
+    "knob_grid",
+]

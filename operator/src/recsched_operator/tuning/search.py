@@ -1,0 +1,138 @@
+"""Where to probe next: a compass search on the log2 grid with memory, momentum and hints.
+
+From the incumbent the search tries one knob at a time, `step` grid positions up or down. The
+order of the tries is what makes it fast from a bad corner:
+
+* the knob moved last goes first (momentum), else the threshold when one pool is twice as busy as
+  the other (the offload split is then the bottleneck, and no batch size can fix it), else batch;
+* the direction that last succeeded goes first; without history, the threshold moves toward the
+  pool with headroom (raise T when the GPU pool is busier) and the batch size shrinks when tail
+  latency outruns CPU utilisation (requests too coarse) and grows otherwise (workers too busy);
+* configurations already tried in this search at comparable load are skipped (losers stay lost);
+* when both directions fail at a step, the step is halved; when every neighbour at step 1 is known
+  not to be better, the search has converged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from recsched_operator.tuning.knobs import KNOBS, Knob, KnobConfig, TuningBounds
+from recsched_operator.tuning.observation import Observation
+from recsched_operator.tuning.settings import SloTarget, TuningSettings
+from recsched_operator.tuning.state import TuningState
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A neighbour to probe: `config` is the incumbent with `knob` moved `direction * step`."""
+
+    config: KnobConfig
+    knob: Knob
+    direction: int
+    step: int
+
+    def describe(self, incumbent: KnobConfig) -> str:
+        before = incumbent.value(self.knob)
+        after = self.config.value(self.knob)
+        word = "larger" if self.direction > 0 else "smaller"
+        return f"probing {self.knob} {before}->{after} ({word}, {self.step} grid step(s))"
+
+
+def load_comparable(qps: float | None, reference_qps: float | None, fraction: float) -> bool:
+    """Whether two measurements were taken at loads within `fraction` of each other."""
+    if qps is None or reference_qps is None:
+        return False
+    return abs(qps - reference_qps) <= fraction * max(reference_qps, 1e-9)
+
+
+def known_configs(state: TuningState, settings: TuningSettings) -> set[KnobConfig]:
+    """Configs whose verdict in this search still holds: tried at comparable load, or incumbent."""
+    known = {
+        trial.config
+        for trial in state.trials
+        if trial.epoch == state.epoch
+        and load_comparable(trial.qps, state.reference_qps, settings.comparable_load_fraction)
+    }
+    if state.incumbent is not None:
+        known.add(state.incumbent)
+    return known
+
+
+def _pool_pressure(observation: Observation) -> tuple[float | None, float | None]:
+    """(cpu, gpu) pressure: utilisation where both pools report it, else per-pool p95."""
+    if observation.cpu_utilization is not None and observation.gpu_utilization is not None:
+        return observation.cpu_utilization, observation.gpu_utilization
+    return observation.cpu_p95_ms, observation.gpu_p95_ms
+
+
+def pools_imbalanced(observation: Observation, settings: TuningSettings) -> bool:
+    cpu, gpu = _pool_pressure(observation)
+    if cpu is None or gpu is None or cpu <= 0 or gpu <= 0:
+        return False
+    return max(cpu, gpu) / min(cpu, gpu) >= settings.imbalance_ratio
+
+
+def knob_order(
+    state: TuningState, observation: Observation, bounds: TuningBounds, settings: TuningSettings
+) -> list[Knob]:
+    movable = [knob for knob in KNOBS if len(bounds.grid(knob)) > 1]
+    if state.focus_knob in movable:
+        first: Knob = state.focus_knob
+    elif "threshold" in movable and pools_imbalanced(observation, settings):
+        first = "threshold"
+    else:
+        first = movable[0] if movable else "batch"
+    return sorted(movable, key=lambda knob: knob != first)
+
+
+def direction_order(
+    knob: Knob,
+    incumbent: KnobConfig,
+    state: TuningState,
+    observation: Observation,
+    bounds: TuningBounds,
+    slo: SloTarget,
+) -> tuple[int, int]:
+    """Which way to try `knob` first: momentum, else what the observation points at."""
+    remembered = state.direction(knob)
+    if remembered:
+        return (remembered, -remembered)
+    if knob == "threshold":
+        cpu, gpu = _pool_pressure(observation)
+        if gpu is None:
+            return (-1, 1)  # nothing offloaded yet: see whether the GPU pool helps
+        if cpu is None or gpu > cpu:
+            return (1, -1)  # the GPU pool is the busier one: send it fewer queries
+        return (-1, 1)
+    latency = observation.latency_ms(slo.percentile)
+    busy = observation.cpu_utilization
+    if latency is not None and busy is not None:
+        # Latency high while workers idle: requests too big, split finer. Busy workers: batch
+        # more items per request to spend less per item.
+        return (-1, 1) if latency / slo.target_ms > busy else (1, -1)
+    grid = bounds.grid(knob)
+    index = grid.index(bounds.move(incumbent, knob, 0).value(knob))
+    return (1, -1) if index < (len(grid) - 1) / 2 else (-1, 1)
+
+
+def pick_candidate(
+    incumbent: KnobConfig,
+    state: TuningState,
+    observation: Observation,
+    bounds: TuningBounds,
+    settings: TuningSettings,
+    slo: SloTarget,
+) -> Candidate | None:
+    """The next neighbour to probe, or None when the search has converged."""
+    known = known_configs(state, settings)
+    for knob in knob_order(state, observation, bounds, settings):
+        step = state.step(knob) or settings.initial_step
+        directions = direction_order(knob, incumbent, state, observation, bounds, slo)
+        while step >= 1:
+            for direction in directions:
+                config = bounds.move(incumbent, knob, direction * step)
+                if config not in known:
+                    return Candidate(config, knob, direction, step)
+            step //= 2
+    return None

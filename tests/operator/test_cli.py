@@ -1,0 +1,56 @@
+"""The `recsched-operator` command line: render, local mode's input checks, the simulate guard."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from recsched_operator.cli import build_parser, main
+
+EXAMPLE = Path(__file__).parents[2] / "crds" / "examples" / "recmodel-local-demo.yaml"
+
+
+def test_local_mode_refuses_an_invalid_manifest_naming_the_field(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(EXAMPLE.read_text().replace("targetMs: 50", "targetMs: -5"))
+    assert main(["local", str(bad), "--run-dir", str(tmp_path / "run")]) == 1
+    error = capsys.readouterr().err
+    assert "invalid spec" in error and "spec.slo.targetMs" in error
+    assert not (tmp_path / "run").exists()
+
+
+def test_local_mode_refuses_a_file_that_is_not_a_recmodel(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    other = tmp_path / "deployment.yaml"
+    other.write_text("kind: Deployment\nmetadata: {name: x}\n")
+    assert main(["local", str(other)]) == 2
+    assert "not a RecModel manifest" in capsys.readouterr().err
+
+
+def test_render_rejects_an_invalid_spec_naming_the_field(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(EXAMPLE.read_text().replace("min: 1, max: 1024", "min: 900, max: 1024"))
+    assert main(["render", str(bad)]) == 2
+    assert "spec.tuning.batchSize.initial" in capsys.readouterr().err
+
+
+def test_run_accepts_kopf_scope_flags() -> None:
+    args = build_parser().parse_args(["run", "--standalone", "-n", "a", "-n", "b", "--verbose"])
+    assert (args.standalone, args.namespaces, args.verbose) == (True, ["a", "b"], True)
+
+
+def test_simulate_is_wired_or_guarded(capsys: pytest.CaptureFixture[str]) -> None:
+    if importlib.util.find_spec("recsched_operator.simulate_cli") is None:
+        assert main(["simulate"]) == 2
+        assert "simulate_cli" in capsys.readouterr().err
+    else:
+        with pytest.raises(SystemExit) as caught:
+            main(["simulate", "--help"])
+        assert caught.value.code == 0

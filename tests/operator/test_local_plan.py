@@ -1,0 +1,77 @@
+"""Local mode's plan: which processes a RecModel gets, their command lines, the router's endpoints
+and Prometheus' file-based discovery, all derived without starting anything."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from pathlib import Path
+from typing import Any
+
+from recsched_operator.api import parse_spec
+from recsched_operator.local.plan import (
+    endpoints_document,
+    file_sd_targets,
+    plan_local_run,
+    prometheus_config,
+)
+from recsched_operator.naming import Owner
+
+OWNER = Owner("demo", "team-a", "local")
+
+
+def spec(**pools: Any) -> Any:
+    return parse_spec(
+        {
+            "model": {"name": "wnd", "scale": 0.01, "image": "x"},
+            "slo": {"percentile": 95, "targetMs": 25},
+            "pools": pools,
+            "router": {"replicas": 1},
+        }
+    )
+
+
+def plan_for(**pools: Any) -> Any:
+    return plan_local_run(OWNER, spec(**pools), Path("/run"), itertools.count(9000), "python")
+
+
+def test_each_pool_replica_gets_a_pod_and_the_router_fronts_them() -> None:
+    plan = plan_for(cpu={"replicas": 2, "workers": 3}, gpu={"replicas": 1, "device": "emulated"})
+    assert [(p.name, p.role, p.port) for p in plan.processes] == [
+        ("cpu-0", "cpu", 9000),
+        ("cpu-1", "cpu", 9001),
+        ("gpu-0", "gpu", 9002),
+        ("router-0", "router", 9003),
+    ]
+    assert plan.prometheus_port == 9004
+    assert plan.front_door.name == "router-0"
+    cpu_argv = plan.processes[0].argv
+    assert cpu_argv[:4] == ("python", "-m", "recsched_pod", "--role")
+    assert ("--workers", "3") in itertools.pairwise(cpu_argv)
+    gpu_argv = plan.processes[2].argv
+    assert ("--device", "emulated") in itertools.pairwise(gpu_argv)
+    router_argv = plan.processes[3].argv
+    assert ("--endpoints-file", "/run/endpoints.json") in itertools.pairwise(router_argv)
+    for process in plan.processes:
+        pairs = set(zip(process.argv, process.argv[1:], strict=False))
+        assert ("--host", "127.0.0.1") in pairs
+        assert ("--recmodel", "demo") in pairs
+        assert ("--config", "/run/config.json") in pairs
+
+
+def test_router_endpoints_list_each_pool() -> None:
+    plan = plan_for(cpu={"replicas": 2}, gpu={"replicas": 1, "device": "emulated"})
+    assert endpoints_document(plan) == {
+        "cpu": ["127.0.0.1:9000", "127.0.0.1:9001"],
+        "gpu": ["127.0.0.1:9002"],
+    }
+
+
+def test_prometheus_discovers_every_process_with_the_namespace_label() -> None:
+    plan = plan_for(cpu={"replicas": 1})
+    targets = file_sd_targets(plan)
+    assert [t["targets"] for t in targets] == [["127.0.0.1:9000"], ["127.0.0.1:9001"]]
+    assert all(t["labels"]["namespace"] == "team-a" for t in targets)
+    config = json.loads(prometheus_config(plan))
+    assert config["global"]["scrape_interval"] == "1s"
+    assert config["scrape_configs"][0]["file_sd_configs"][0]["files"] == ["/run/targets.json"]
