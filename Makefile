@@ -27,11 +27,17 @@ lint: setup
 	$(PY) -m mypy
 	$(VENV)/bin/lint-imports
 
+# Benchmarks write docs/benchmarks/*.md; each takes minutes and wants a quiet machine.
 bench: setup
-	$(PY) bench/run_all.py
+	@ls bench/*.py | sed 's/^/  $(PY) /'
+	@echo "run the ones you need; docs/benchmarks.md says which figure comes from which"
 
+# Local mode on the embedded default: router + CPU pod + Prometheus + tuner, under open-loop load.
+DEMO_SECONDS ?= 180
+DEMO_QPS ?= 20
 demo: setup
-	$(PY) -m recsched_operator local crds/examples/recmodel-local-demo.yaml
+	$(PY) -m recsched_operator local crds/examples/recmodel-local-demo.yaml \
+		--duration-s $(DEMO_SECONDS) --load-qps $(DEMO_QPS) --report-dir out/demo
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,4 +1,4 @@
-"""The `recsched-operator` command: `run` (kopf), `render`, `simulate`, and the reserved `local`.
+"""The `recsched-operator` command: `run` (kopf), `render`, `local` (local mode), `simulate`.
 
 Arguments are parsed in `main`, never at import. `render` prints exactly the manifests the operator
 would apply for a RecModel file (with a placeholder token), which doubles as a dry run for users.
