@@ -10,10 +10,8 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-import torch
 
-from recsched_pod.models import model_spec, random_query
-from support.pod_fixtures import RunningPod
+from support.pod_fixtures import RunningPod, rmc1_query
 
 
 def served(pod: RunningPod) -> dict[str, Any]:
@@ -44,26 +42,7 @@ def request_count(pod: RunningPod) -> float:
 
 
 def infer(pod: RunningPod, items: int) -> httpx.Response:
-    spec = model_spec("rmc1", scale=0.001)
-    dense, sparse = random_query(spec, items, torch.Generator().manual_seed(items))
-    assert dense is not None
-    body = {
-        "inputs": [
-            {
-                "name": "dense_features",
-                "datatype": "FP32",
-                "shape": list(dense.shape),
-                "data": dense.reshape(-1).tolist(),
-            },
-            {
-                "name": "sparse_indices",
-                "datatype": "INT64",
-                "shape": list(sparse.shape),
-                "data": sparse.reshape(-1).tolist(),
-            },
-        ]
-    }
-    return httpx.post(pod.url + "/v2/models/rmc1/infer", json=body)
+    return httpx.post(pod.url + "/v2/models/rmc1/infer", json=rmc1_query(items, seed=items))
 
 
 @pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong"}, {"Authorization": "x"}])

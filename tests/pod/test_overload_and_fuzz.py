@@ -8,7 +8,6 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -16,11 +15,11 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from recsched_pod.models import RecommendationModel, build_model, model_spec, random_query
+from recsched_pod.models import RecommendationModel, build_model
 from recsched_pod.server import create_app
 from recsched_pod.settings import PodSettings
 from support.asgi_server import serve_app
-from support.pod_fixtures import TOKEN, RunningPod, pod_settings
+from support.pod_fixtures import TOKEN, RunningPod, pod_settings, rmc1_query
 
 
 class RecordingModel(RecommendationModel):
@@ -36,29 +35,6 @@ class RecordingModel(RecommendationModel):
         self.sizes.append(int(sparse.shape[0]))
         time.sleep(self.delay_s)
         return self.inner(dense, sparse)
-
-
-def rmc1_query(items: int) -> dict[str, Any]:
-    dense, sparse = random_query(
-        model_spec("rmc1", scale=0.001), items, torch.Generator().manual_seed(items)
-    )
-    assert dense is not None
-    return {
-        "inputs": [
-            {
-                "name": "dense_features",
-                "datatype": "FP32",
-                "shape": list(dense.shape),
-                "data": dense.reshape(-1).tolist(),
-            },
-            {
-                "name": "sparse_indices",
-                "datatype": "INT64",
-                "shape": list(sparse.shape),
-                "data": sparse.reshape(-1).tolist(),
-            },
-        ]
-    }
 
 
 @pytest.fixture

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 import torch
 
-from recsched_pod.models import build_model, model_spec, random_query
+from recsched_pod.models import build_model
 from recsched_pod.server import create_app
 from support.asgi_server import serve_app
-from support.pod_fixtures import pod_settings
+from support.pod_fixtures import TEST_SCALE, json_body, pod_settings, rmc1_arrays
 
 pytestmark = [
     pytest.mark.gpu,
@@ -25,29 +25,11 @@ pytestmark = [
 
 
 def body_and_expected(items: int, seed: int) -> tuple[dict[str, Any], np.ndarray]:
-    spec = model_spec("rmc1", scale=0.001)
-    dense, sparse = random_query(spec, items, torch.Generator().manual_seed(seed))
-    assert dense is not None
-    model = build_model("rmc1", scale=0.001).eval()
+    dense, sparse = rmc1_arrays(items, seed)
+    model = build_model("rmc1", scale=TEST_SCALE).eval()
     with torch.inference_mode():
-        expected = model(dense, sparse).numpy()
-    body = {
-        "inputs": [
-            {
-                "name": "dense_features",
-                "datatype": "FP32",
-                "shape": list(dense.shape),
-                "data": dense.reshape(-1).tolist(),
-            },
-            {
-                "name": "sparse_indices",
-                "datatype": "INT64",
-                "shape": list(sparse.shape),
-                "data": sparse.reshape(-1).tolist(),
-            },
-        ]
-    }
-    return body, expected
+        expected = model(torch.from_numpy(dense), torch.from_numpy(sparse)).numpy()
+    return json_body(dense, sparse), expected
 
 
 def test_cuda_pod_serves_whole_queries_with_cpu_equal_scores(tmp_path: Path) -> None:

@@ -11,61 +11,27 @@ import orjson
 import pytest
 import torch
 
-from recsched_pod.models import build_model, model_spec, random_query
+from recsched_pod.models import build_model, model_spec
 from support.asgi_server import serve_app
-from support.pod_fixtures import RunningPod, pod_settings
+from support.pod_fixtures import (
+    RunningPod,
+    binary_body,
+    json_body,
+    pod_settings,
+    rmc1_arrays,
+)
 
 
 def query_arrays(items: int, seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
-    spec = model_spec("rmc1", scale=0.001)
-    dense, sparse = random_query(spec, items, torch.Generator().manual_seed(seed))
-    assert dense is not None
-    return dense.numpy(), sparse.numpy()
+    return rmc1_arrays(items, seed)
 
 
 def json_query(dense: np.ndarray, sparse: np.ndarray) -> dict[str, Any]:
-    return {
-        "id": "q-7",
-        "inputs": [
-            {
-                "name": "dense_features",
-                "datatype": "FP32",
-                "shape": list(dense.shape),
-                "data": dense.reshape(-1).tolist(),
-            },
-            {
-                "name": "sparse_indices",
-                "datatype": "INT64",
-                "shape": list(sparse.shape),
-                "data": sparse.reshape(-1).tolist(),
-            },
-        ],
-    }
+    return json_body(dense, sparse, id="q-7")
 
 
 def binary_query(dense: np.ndarray, sparse: np.ndarray) -> tuple[bytes, dict[str, str]]:
-    header = {
-        "inputs": [
-            {
-                "name": "dense_features",
-                "datatype": "FP32",
-                "shape": list(dense.shape),
-                "parameters": {"binary_data_size": dense.nbytes},
-            },
-            {
-                "name": "sparse_indices",
-                "datatype": "INT64",
-                "shape": list(sparse.shape),
-                "parameters": {"binary_data_size": sparse.nbytes},
-            },
-        ],
-        "outputs": [{"name": "scores", "parameters": {"binary_data": True}}],
-    }
-    json_part = orjson.dumps(header)
-    return json_part + dense.tobytes() + sparse.tobytes(), {
-        "Inference-Header-Content-Length": str(len(json_part)),
-        "Content-Type": "application/octet-stream",
-    }
+    return binary_body(dense, sparse)
 
 
 def expected_scores(dense: np.ndarray, sparse: np.ndarray) -> np.ndarray:

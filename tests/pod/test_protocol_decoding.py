@@ -17,6 +17,8 @@ from recsched_pod.protocol import (
     query_items_from_header,
     split_body,
 )
+from support.pod_fixtures import binary_body as support_binary_body
+from support.pod_fixtures import json_body
 
 SPEC = ModelInputSpec(
     name="tiny", dense_features=3, table_rows=(10, 20), lookups_per_table=2, output_width=1
@@ -35,46 +37,9 @@ def make_arrays(items: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     return dense, sparse
 
 
-def json_body(dense: np.ndarray, sparse: np.ndarray, **extra: Any) -> dict[str, Any]:
-    return {
-        "inputs": [
-            {
-                "name": "dense_features",
-                "datatype": "FP32",
-                "shape": list(dense.shape),
-                "data": dense.reshape(-1).tolist(),
-            },
-            {
-                "name": "sparse_indices",
-                "datatype": "INT64",
-                "shape": list(sparse.shape),
-                "data": sparse.reshape(-1).tolist(),
-            },
-        ],
-        **extra,
-    }
-
-
 def binary_body(dense: np.ndarray, sparse: np.ndarray) -> tuple[bytes, str]:
-    header = {
-        "inputs": [
-            {
-                "name": "dense_features",
-                "datatype": "FP32",
-                "shape": list(dense.shape),
-                "parameters": {"binary_data_size": dense.nbytes},
-            },
-            {
-                "name": "sparse_indices",
-                "datatype": "INT64",
-                "shape": list(sparse.shape),
-                "parameters": {"binary_data_size": sparse.nbytes},
-            },
-        ],
-        "outputs": [{"name": "scores", "parameters": {"binary_data": True}}],
-    }
-    json_part = orjson.dumps(header)
-    return json_part + dense.tobytes() + sparse.tobytes(), str(len(json_part))
+    body, headers = support_binary_body(dense, sparse)
+    return body, headers["Inference-Header-Content-Length"]
 
 
 def decode_json(payload: Any, spec: ModelInputSpec = SPEC, max_items: int = 16) -> Any:

@@ -12,13 +12,11 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-import torch
 
-from recsched_pod.models import model_spec, random_query
 from recsched_pod.router import create_router_app
 from recsched_pod.server import create_app
 from support.asgi_server import free_port, serve_app
-from support.pod_fixtures import TOKEN, pod_settings
+from support.pod_fixtures import TOKEN, pod_settings, rmc1_arrays, rmc1_query
 
 THRESHOLD = 50
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -73,26 +71,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
 
 
 def query(items: int, seed: int = 0) -> dict[str, Any]:
-    dense, sparse = random_query(
-        model_spec("rmc1", scale=0.001), items, torch.Generator().manual_seed(seed)
-    )
-    assert dense is not None
-    return {
-        "inputs": [
-            {
-                "name": "dense_features",
-                "datatype": "FP32",
-                "shape": list(dense.shape),
-                "data": dense.reshape(-1).tolist(),
-            },
-            {
-                "name": "sparse_indices",
-                "datatype": "INT64",
-                "shape": list(sparse.shape),
-                "data": sparse.reshape(-1).tolist(),
-            },
-        ]
-    }
+    return rmc1_query(items, seed)
 
 
 def routed(router_url: str) -> dict[str, float]:
@@ -154,8 +133,7 @@ def test_scores_through_the_router_equal_the_pod_s(cluster: Cluster) -> None:
 def test_tritonclient_works_through_the_router(cluster: Cluster, binary: bool) -> None:
     import tritonclient.http as triton
 
-    dense, sparse = random_query(model_spec("rmc1", scale=0.001), 70, torch.Generator())
-    assert dense is not None
+    dense, sparse = rmc1_arrays(70)
     client = triton.InferenceServerClient(cluster.router.removeprefix("http://"))
     try:
         assert client.is_server_ready() and client.is_model_ready("rmc1")
@@ -163,8 +141,8 @@ def test_tritonclient_works_through_the_router(cluster: Cluster, binary: bool) -
             triton.InferInput("dense_features", list(dense.shape), "FP32"),
             triton.InferInput("sparse_indices", list(sparse.shape), "INT64"),
         ]
-        inputs[0].set_data_from_numpy(dense.numpy(), binary_data=binary)
-        inputs[1].set_data_from_numpy(sparse.numpy(), binary_data=binary)
+        inputs[0].set_data_from_numpy(dense, binary_data=binary)
+        inputs[1].set_data_from_numpy(sparse, binary_data=binary)
         result = client.infer(
             "rmc1", inputs, outputs=[triton.InferRequestedOutput("scores", binary_data=binary)]
         )

@@ -14,12 +14,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-import torch
 
-from recsched_pod.models import model_spec, random_query
 from recsched_pod.router import create_router_app
 from support.asgi_server import free_port, serve_app
-from support.pod_fixtures import pod_settings
+from support.pod_fixtures import pod_settings, rmc1_query
 
 pytestmark = pytest.mark.slow
 
@@ -83,24 +81,7 @@ def test_killed_endpoint_under_load_loses_no_query(
         health_check_s=0.2,
         cpu_endpoints=",".join(address for _, address in two_pods),
     )
-    dense, sparse = random_query(model_spec("rmc1", scale=0.001), 64, torch.Generator())
-    assert dense is not None
-    body = {
-        "inputs": [
-            {
-                "name": "dense_features",
-                "datatype": "FP32",
-                "shape": list(dense.shape),
-                "data": dense.reshape(-1).tolist(),
-            },
-            {
-                "name": "sparse_indices",
-                "datatype": "INT64",
-                "shape": list(sparse.shape),
-                "data": sparse.reshape(-1).tolist(),
-            },
-        ]
-    }
+    body = rmc1_query(64)
     statuses: list[int] = []
     lock = threading.Lock()
     with serve_app(create_router_app(router), "/v2/health/ready") as router_url:

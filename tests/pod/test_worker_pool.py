@@ -73,7 +73,9 @@ def query(items: int, start: int = 0) -> np.ndarray:
         (3, 1024, [(0, 3)]),
     ],
 )
-def test_query_splits_into_ceil_n_over_b_requests(items: int, batch: int, expected: list) -> None:
+def test_query_splits_into_ceil_n_over_b_requests(
+    items: int, batch: int, expected: list[tuple[int, int]]
+) -> None:
     assert requests_for(items, batch) == expected
 
 

@@ -9,9 +9,11 @@ from collections.abc import Awaitable, Callable
 
 import orjson
 from fastapi import FastAPI, Request
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from recsched_pod import __version__
 from recsched_pod.errors import (
     InvalidInputError,
     ModelNotFoundError,
@@ -146,6 +148,53 @@ def add_admin_routes(app: FastAPI, live: LiveConfig, token: str | None) -> None:
 
 
 InferHandler = Callable[[str, Request], Awaitable[Response]]
+
+
+def add_oip_routes(
+    app: FastAPI,
+    *,
+    server_name: str,
+    settings: PodSettings,
+    spec: ModelInputSpec,
+    is_ready: Callable[[], bool],
+    metrics_text: Callable[[], bytes],
+) -> None:
+    """Health, server and model metadata, model readiness and /metrics: the same for pod and
+    router, so clients cannot tell which one they talk to except by `server_name`."""
+
+    def readiness(payload: dict[str, object]) -> Response:
+        ready = is_ready()
+        return json_response({**payload, "ready": ready}, 200 if ready else 503)
+
+    @app.get("/v2/health/live")
+    async def live() -> Response:
+        return json_response({"live": True})
+
+    @app.get("/v2/health/ready")
+    async def ready() -> Response:
+        return readiness({})
+
+    @app.get("/v2")
+    async def server_metadata() -> Response:
+        return json_response(
+            {"name": server_name, "version": __version__, "extensions": ["binary_tensor_data"]}
+        )
+
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        return Response(metrics_text(), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/v2/models/{name}")
+    @app.get("/v2/models/{name}/versions/{version}")
+    async def metadata(name: str) -> Response:
+        check_model_name(name, settings)
+        return json_response(model_metadata(settings, spec))
+
+    @app.get("/v2/models/{name}/ready")
+    @app.get("/v2/models/{name}/versions/{version}/ready")
+    async def model_ready(name: str) -> Response:
+        check_model_name(name, settings)
+        return readiness({"name": name})
 
 
 def infer_model_name(path: str) -> str | None:

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 import aiohttp
 from fastapi import FastAPI, Request
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import generate_latest
 from starlette.responses import Response
 from starlette.types import ASGIApp
 
@@ -39,10 +39,9 @@ from recsched_pod.errors import (
 from recsched_pod.http_shell import (
     InferHandler,
     add_admin_routes,
+    add_oip_routes,
     check_model_name,
-    json_response,
     max_body_bytes,
-    model_metadata,
     read_body,
     reject_reason,
     with_infer_fast_path,
@@ -198,47 +197,21 @@ def create_router_app(settings: PodSettings) -> ASGIApp:
     async def _pod_error(_: Request, error: PodError) -> Response:
         return error_response(error)
 
-    infer = _add_routes(app, runtime)
+    add_oip_routes(
+        app,
+        server_name="recsched-router",
+        settings=settings,
+        spec=spec,
+        is_ready=lambda: runtime.ready,
+        metrics_text=lambda: generate_latest(runtime.metrics.registry),
+    )
+    infer = _infer_handler(runtime)
     add_admin_routes(app, runtime.live, settings.admin_token)
     return with_infer_fast_path(app, infer)
 
 
-def _add_routes(app: FastAPI, runtime: RouterRuntime) -> InferHandler:
+def _infer_handler(runtime: RouterRuntime) -> InferHandler:
     settings = runtime.settings
-
-    @app.get("/v2/health/live")
-    async def live() -> Response:
-        return json_response({"live": True})
-
-    @app.get("/v2/health/ready")
-    async def ready() -> Response:
-        return json_response({"ready": runtime.ready}, 200 if runtime.ready else 503)
-
-    @app.get("/v2")
-    async def server_metadata() -> Response:
-        return json_response(
-            {
-                "name": "recsched-router",
-                "version": __version__,
-                "extensions": ["binary_tensor_data"],
-            }
-        )
-
-    @app.get("/metrics")
-    async def metrics() -> Response:
-        return Response(generate_latest(runtime.metrics.registry), media_type=CONTENT_TYPE_LATEST)
-
-    @app.get("/v2/models/{name}")
-    @app.get("/v2/models/{name}/versions/{version}")
-    async def metadata(name: str) -> Response:
-        check_model_name(name, settings)
-        return json_response(model_metadata(settings, runtime.spec))
-
-    @app.get("/v2/models/{name}/ready")
-    @app.get("/v2/models/{name}/versions/{version}/ready")
-    async def model_ready(name: str) -> Response:
-        check_model_name(name, settings)
-        return json_response({"name": name, "ready": runtime.ready}, 200 if runtime.ready else 503)
 
     async def infer(name: str, request: Request) -> Response:
         arrival_s = time.perf_counter()

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import torch
 from fastapi import FastAPI, Request
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import generate_latest
 from starlette.responses import Response
 from starlette.types import ASGIApp
 
@@ -28,10 +28,9 @@ from recsched_pod.gpu_emulation import PROFILE_BATCH_ITEMS, GpuLatencyProfile
 from recsched_pod.http_shell import (
     InferHandler,
     add_admin_routes,
+    add_oip_routes,
     check_model_name,
-    json_response,
     max_body_bytes,
-    model_metadata,
     read_body,
     reject_reason,
     with_infer_fast_path,
@@ -224,50 +223,24 @@ def create_app(
     async def _pod_error(_: Request, error: PodError) -> Response:
         return error_response(error)
 
-    _add_health_routes(app, runtime)
-    infer = _add_infer_routes(app, runtime)
+    def metrics_text() -> bytes:
+        metrics.queued_requests.set(runtime.pool.queued_requests if runtime.pool else 0)
+        return generate_latest(metrics.registry)
+
+    add_oip_routes(
+        app,
+        server_name="recsched-pod",
+        settings=settings,
+        spec=spec,
+        is_ready=lambda: runtime.ready,
+        metrics_text=metrics_text,
+    )
+    infer = _infer_handler(runtime)
     add_admin_routes(app, runtime.live, settings.admin_token)
     return with_infer_fast_path(app, infer)
 
 
-def _add_health_routes(app: FastAPI, runtime: PodRuntime) -> None:
-    @app.get("/v2/health/live")
-    async def live() -> Response:
-        return json_response({"live": True})
-
-    @app.get("/v2/health/ready")
-    async def ready() -> Response:
-        return json_response({"ready": runtime.ready}, 200 if runtime.ready else 503)
-
-    @app.get("/v2")
-    async def server_metadata() -> Response:
-        return json_response(
-            {
-                "name": "recsched-pod",
-                "version": __version__,
-                "extensions": ["binary_tensor_data"],
-            }
-        )
-
-    @app.get("/metrics")
-    async def metrics() -> Response:
-        runtime.metrics.queued_requests.set(runtime.pool.queued_requests if runtime.pool else 0)
-        return Response(generate_latest(runtime.metrics.registry), media_type=CONTENT_TYPE_LATEST)
-
-
-def _add_infer_routes(app: FastAPI, runtime: PodRuntime) -> InferHandler:
-    @app.get("/v2/models/{name}")
-    @app.get("/v2/models/{name}/versions/{version}")
-    async def metadata(name: str) -> Response:
-        check_model_name(name, runtime.settings)
-        return json_response(model_metadata(runtime.settings, runtime.spec))
-
-    @app.get("/v2/models/{name}/ready")
-    @app.get("/v2/models/{name}/versions/{version}/ready")
-    async def model_ready(name: str) -> Response:
-        check_model_name(name, runtime.settings)
-        return json_response({"name": name, "ready": runtime.ready}, 200 if runtime.ready else 503)
-
+def _infer_handler(runtime: PodRuntime) -> InferHandler:
     async def infer(name: str, request: Request) -> Response:
         arrival_s = time.perf_counter()
         try:
