@@ -165,7 +165,9 @@ def _tune_until(
     started_s: float,
 ) -> None:
     interval_s = float(spec.tuning.interval_s)
-    next_step_s = started_s + interval_s
+    # The first decision waits for one full SLO window of traffic: an earlier one would judge a
+    # window that is partly empty (the load was still starting).
+    next_step_s = started_s + max(interval_s, float(spec.slo.window_s))
     while duration_s is None or time.time() < started_s + duration_s:
         time.sleep(max(0.0, min(next_step_s, started_s + (duration_s or 1e12)) - time.time()))
         if duration_s is not None and time.time() >= started_s + duration_s:
