@@ -171,7 +171,8 @@ def create_router_app(settings: PodSettings) -> ASGIApp:
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         timeout = aiohttp.ClientTimeout(total=settings.upstream_timeout_s)
-        connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=30)
+        # Below uvicorn's 5 s keep-alive, so the router never writes on a connection a pod closes.
+        connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=4)
         runtime.session = aiohttp.ClientSession(timeout=timeout, connector=connector)
         tasks = [
             asyncio.create_task(_refresh_endpoints(runtime)),
