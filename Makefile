@@ -25,7 +25,7 @@ lint: setup
 	$(PY) -m ruff format --check .
 	$(PY) -m ruff check .
 	$(PY) -m mypy
-	$(VENV)/bin/lint-imports
+	$(VENV)/bin/lint-imports .importlinter
 
 # Benchmarks write docs/benchmarks/*.md; each takes minutes and wants a quiet machine.
 bench: setup

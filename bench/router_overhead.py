@@ -39,8 +39,10 @@ def cpu_seconds(pid: int) -> float:
 
 
 def start(args: list[str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", "recsched_pod", *args, "--log-level", "warning"],
-                            stdout=subprocess.DEVNULL)
+    return subprocess.Popen(
+        [sys.executable, "-m", "recsched_pod", *args, "--log-level", "warning"],
+        stdout=subprocess.DEVNULL,
+    )
 
 
 def wait_ready(url: str) -> None:
@@ -64,21 +66,39 @@ def make_bodies(count: int, items: int, seed: int) -> list[tuple[bytes, dict[str
     for _ in range(count):
         dense, sparse = random_query(spec, items, generator)
         assert dense is not None
-        header = {"inputs": [
-            {"name": "dense_features", "datatype": "FP32", "shape": list(dense.shape),
-             "parameters": {"binary_data_size": dense.numpy().nbytes}},
-            {"name": "sparse_indices", "datatype": "INT64", "shape": list(sparse.shape),
-             "parameters": {"binary_data_size": sparse.numpy().nbytes}},
-        ], "outputs": [{"name": "scores", "parameters": {"binary_data": True}}]}
+        header = {
+            "inputs": [
+                {
+                    "name": "dense_features",
+                    "datatype": "FP32",
+                    "shape": list(dense.shape),
+                    "parameters": {"binary_data_size": dense.numpy().nbytes},
+                },
+                {
+                    "name": "sparse_indices",
+                    "datatype": "INT64",
+                    "shape": list(sparse.shape),
+                    "parameters": {"binary_data_size": sparse.numpy().nbytes},
+                },
+            ],
+            "outputs": [{"name": "scores", "parameters": {"binary_data": True}}],
+        }
         json_part = orjson.dumps(header)
-        bodies.append((json_part + dense.numpy().tobytes() + sparse.numpy().tobytes(),
-                       {"Inference-Header-Content-Length": str(len(json_part)),
-                        "Content-Type": "application/octet-stream"}))
+        bodies.append(
+            (
+                json_part + dense.numpy().tobytes() + sparse.numpy().tobytes(),
+                {
+                    "Inference-Header-Content-Length": str(len(json_part)),
+                    "Content-Type": "application/octet-stream",
+                },
+            )
+        )
     return bodies
 
 
-async def open_loop(url: str, bodies: list[tuple[bytes, dict[str, str]]], qps: float,
-                    seconds: float, seed: int) -> list[float]:
+async def open_loop(
+    url: str, bodies: list[tuple[bytes, dict[str, str]]], qps: float, seconds: float, seed: int
+) -> list[float]:
     import aiohttp
 
     rng = np.random.default_rng(seed)
@@ -88,8 +108,9 @@ async def open_loop(url: str, bodies: list[tuple[bytes, dict[str, str]]], qps: f
 
         async def one(scheduled: float, index: int) -> None:
             body, headers = bodies[index % len(bodies)]
-            async with session.post(url + "/v2/models/rmc1/infer", data=body,
-                                    headers=headers) as response:
+            async with session.post(
+                url + "/v2/models/rmc1/infer", data=body, headers=headers
+            ) as response:
                 await response.read()
                 if response.status == 200:
                     latencies.append(time.perf_counter() - scheduled)
@@ -115,13 +136,28 @@ def main() -> int:
     args = parser.parse_args()
     pod_port, router_port = free_port(), free_port()
     config = Path(tempfile.mkdtemp()) / "config.json"
-    config.write_text(json.dumps({"generation": 1, "batchSize": 64, "offloadThreshold": 4096,
-                                  "workers": 2}))
-    pod = start(["--model", "rmc1", "--scale", "0.01", "--port", str(pod_port),
-                 "--config", str(config)])
-    router = start(["--role", "router", "--model", "rmc1", "--scale", "0.01",
-                    "--port", str(router_port), "--config", str(config),
-                    "--cpu-endpoints", f"127.0.0.1:{pod_port}"])
+    config.write_text(
+        json.dumps({"generation": 1, "batchSize": 64, "offloadThreshold": 4096, "workers": 2})
+    )
+    pod = start(
+        ["--model", "rmc1", "--scale", "0.01", "--port", str(pod_port), "--config", str(config)]
+    )
+    router = start(
+        [
+            "--role",
+            "router",
+            "--model",
+            "rmc1",
+            "--scale",
+            "0.01",
+            "--port",
+            str(router_port),
+            "--config",
+            str(config),
+            "--cpu-endpoints",
+            f"127.0.0.1:{pod_port}",
+        ]
+    )
     pod_url, router_url = f"http://127.0.0.1:{pod_port}", f"http://127.0.0.1:{router_port}"
     results: dict[str, list[dict[str, float]]] = {"direct": [], "router": []}
     try:
@@ -133,15 +169,18 @@ def main() -> int:
         for round_index in range(args.rounds):
             for mode, url in (("direct", pod_url), ("router", router_url)):
                 pod_cpu, router_cpu = cpu_seconds(pod.pid), cpu_seconds(router.pid)
-                latencies = asyncio.run(open_loop(url, bodies, args.qps, args.seconds,
-                                                  seed=round_index))
+                latencies = asyncio.run(
+                    open_loop(url, bodies, args.qps, args.seconds, seed=round_index)
+                )
                 pod_used = cpu_seconds(pod.pid) - pod_cpu
                 router_used = cpu_seconds(router.pid) - router_cpu
-                row = {"queries": len(latencies),
-                       "p50_ms": statistics.median(latencies) * 1e3,
-                       "p95_ms": float(np.percentile(latencies, 95)) * 1e3,
-                       "pod_cpu_ms_per_query": pod_used / len(latencies) * 1e3,
-                       "router_cpu_ms_per_query": router_used / len(latencies) * 1e3}
+                row = {
+                    "queries": len(latencies),
+                    "p50_ms": statistics.median(latencies) * 1e3,
+                    "p95_ms": float(np.percentile(latencies, 95)) * 1e3,
+                    "pod_cpu_ms_per_query": pod_used / len(latencies) * 1e3,
+                    "router_cpu_ms_per_query": router_used / len(latencies) * 1e3,
+                }
                 results[mode].append(row)
                 print(mode, json.dumps(row), flush=True)
     finally:
@@ -156,24 +195,33 @@ def main() -> int:
     direct_cpu = mean("direct", "pod_cpu_ms_per_query")
     routed_cpu = mean("router", "pod_cpu_ms_per_query") + mean("router", "router_cpu_ms_per_query")
     lines = [
-        "# Router overhead", "",
+        "# Router overhead",
+        "",
         f"Machine: {os.cpu_count()} CPUs ({_cpu_model()}). Command: `.venv/bin/python "
-        f"bench/router_overhead.py {' '.join(sys.argv[1:])}`.", "",
+        f"bench/router_overhead.py {' '.join(sys.argv[1:])}`.",
+        "",
         f"RMC1 scale 0.01, queries of {args.items} items (binary protocol, "
         f"{args.items * 5632 // 1024} KiB each), Poisson arrivals at {args.qps:g} QPS, one pod "
         f"with 2 workers and B = 64; {args.rounds} rounds of {args.seconds:g} s per path, "
-        "alternating.", "",
+        "alternating.",
+        "",
         "| path | round | queries | p50 ms | p95 ms | pod CPU ms/query | router CPU ms/query |",
         "|---|---|---|---|---|---|---|",
     ]
     for mode, rows in results.items():
         for index, row in enumerate(rows):
-            lines.append(f"| {mode} | {index} | {row['queries']:.0f} | {row['p50_ms']:.2f} | "
-                         f"{row['p95_ms']:.2f} | {row['pod_cpu_ms_per_query']:.2f} | "
-                         f"{row['router_cpu_ms_per_query']:.2f} |")
-    lines += ["", f"Added p50: **{added_p50:+.2f} ms** (floor: <= 1 ms). CPU per query, pod + "
-              f"router vs pod alone: **{routed_cpu:.2f} vs {direct_cpu:.2f} ms = "
-              f"{routed_cpu / direct_cpu:.2f}x** (floor: <= 1.10x).", ""]
+            lines.append(
+                f"| {mode} | {index} | {row['queries']:.0f} | {row['p50_ms']:.2f} | "
+                f"{row['p95_ms']:.2f} | {row['pod_cpu_ms_per_query']:.2f} | "
+                f"{row['router_cpu_ms_per_query']:.2f} |"
+            )
+    lines += [
+        "",
+        f"Added p50: **{added_p50:+.2f} ms** (floor: <= 1 ms). CPU per query, pod + "
+        f"router vs pod alone: **{routed_cpu:.2f} vs {direct_cpu:.2f} ms = "
+        f"{routed_cpu / direct_cpu:.2f}x** (floor: <= 1.10x).",
+        "",
+    ]
     args.out.write_text("\n".join(lines), encoding="utf-8")
     print("\n".join(lines[-2:]))
     return 0

@@ -146,7 +146,9 @@ def test_observation_is_an_error_when_the_recmodel_has_no_series(
     prometheus: PrometheusServer,
 ) -> None:
     observation = PrometheusSource(prometheus.url).observe("absent", None, SLO, time.time())
-    assert observation.error is not None and "no recsched_query_duration_seconds" in observation.error
+    assert (
+        observation.error is not None and "no recsched_query_duration_seconds" in observation.error
+    )
     assert observation.p95_ms is None and observation.samples == 0
 
 

@@ -34,7 +34,9 @@ from typing import Any
 
 import pytest
 
-PROMETHEUS_BINARY = os.environ.get("RECSCHED_PROMETHEUS_BIN") or shutil.which("prometheus") or "/usr/bin/prometheus"
+PROMETHEUS_BINARY = (
+    os.environ.get("RECSCHED_PROMETHEUS_BIN") or shutil.which("prometheus") or "/usr/bin/prometheus"
+)
 
 requires_prometheus = pytest.mark.skipif(
     not Path(PROMETHEUS_BINARY).is_file(), reason=f"no Prometheus binary at {PROMETHEUS_BINARY}"
@@ -82,7 +84,9 @@ class PrometheusServer:
         temporary.write_text(json.dumps(content))
         temporary.replace(self.file_sd_path)
 
-    def api(self, path: str, params: Mapping[str, str] | None = None, timeout_s: float = 5.0) -> Any:
+    def api(
+        self, path: str, params: Mapping[str, str] | None = None, timeout_s: float = 5.0
+    ) -> Any:
         """GET /api/v1/<path> and return its `data` (raises on HTTP or API errors)."""
         query = f"?{urllib.parse.urlencode(params)}" if params else ""
         with urllib.request.urlopen(f"{self.url}/api/v1/{path}{query}", timeout=timeout_s) as reply:
@@ -118,9 +122,7 @@ class PrometheusServer:
 
     def wait_for_targets_up(self, count: int, timeout_s: float = 30.0) -> None:
         """Wait until at least `count` targets have been scraped successfully."""
-        self.wait_until(
-            "up == 1", lambda result: len(result) >= count, timeout_s=timeout_s
-        )
+        self.wait_until("up == 1", lambda result: len(result) >= count, timeout_s=timeout_s)
 
     def log_tail(self, lines: int = 20) -> str:
         try:
@@ -200,7 +202,11 @@ def start_prometheus(
     file_sd_path = root / "targets.json"
     config_path = root / "prometheus.yml"
     config = _config(
-        scrape_interval_s, file_sd_path, static_targets, static_labels, extra_scrape_configs,
+        scrape_interval_s,
+        file_sd_path,
+        static_targets,
+        static_labels,
+        extra_scrape_configs,
         metrics_path,
     )
     config_path.write_text(json.dumps(config, indent=1))
@@ -239,10 +245,12 @@ def _wait_ready(server: PrometheusServer, timeout_s: float) -> bool:
     while time.monotonic() < deadline:
         if server.process.poll() is not None:
             return False
-        with contextlib.suppress(urllib.error.URLError, OSError):
-            with urllib.request.urlopen(f"{server.url}/-/ready", timeout=1.0) as reply:
-                if reply.status == 200:
-                    return True
+        with (
+            contextlib.suppress(urllib.error.URLError, OSError),
+            urllib.request.urlopen(f"{server.url}/-/ready", timeout=1.0) as reply,
+        ):
+            if reply.status == 200:
+                return True
         time.sleep(0.1)
     return False
 

@@ -5,8 +5,9 @@ serves the RecModel, else from the pods' `recsched_query_duration_seconds` (one 
 Percentiles are `histogram_quantile` over `sum by (le)` of bucket rates, so they aggregate across
 pods instead of averaging per-pod quantiles; per-pool percentiles group by `pool` as well. QPS is
 the rate of `_count`, samples its increase over the window. Pool utilisation is compute
-seconds per second over the workers the pods report; the served batch size and threshold are
-reported only when every series held one value through the window.
+seconds per second over the workers the pods report, scaled up by the share of the pool's queries
+it refused, so an overloaded pool reads above 1.0 rather than stuck at 100% busy. The served batch
+size and threshold are reported only when every series held one value through the window.
 
 `observe` never raises for Prometheus trouble: unreachable, HTTP errors, malformed answers, no
 series, stale series or NaN all come back as an `Observation` with `error` set, so the tuner
@@ -31,6 +32,8 @@ logger = logging.getLogger(__name__)
 
 ROUTER_DURATION = "recsched_router_query_duration_seconds"
 POD_DURATION = "recsched_query_duration_seconds"
+MAX_UTILIZATION = 100.0
+"""Reported for a pool that refused everything it was sent (keeps the state JSON finite)."""
 
 
 class ObservationError(Exception):
@@ -106,24 +109,33 @@ class PrometheusSource:
         sel = ",".join(matchers)
         window = f"{max(round(slo.window_s * 1000), 1)}ms"
 
-        metric, counts = ROUTER_DURATION, self._by_label(
-            f"sum by (pool) (increase({ROUTER_DURATION}_count{{{sel}}}[{window}]))", "pool", now_s
+        pod_counts = self._by_label(
+            f"sum by (pool) (increase({POD_DURATION}_count{{{sel}}}[{window}]))", "pool", now_s
+        )
+        metric, counts = (
+            ROUTER_DURATION,
+            self._by_label(
+                f"sum by (pool) (increase({ROUTER_DURATION}_count{{{sel}}}[{window}]))",
+                "pool",
+                now_s,
+            ),
         )
         sizes_sel = f'{sel},pool="router"'
         if not counts or sum(counts.values()) <= 0:
-            metric, counts = POD_DURATION, self._by_label(
-                f"sum by (pool) (increase({POD_DURATION}_count{{{sel}}}[{window}]))", "pool", now_s
-            )
-            sizes_sel = f'{sel},pool!="router"'
+            metric, counts, sizes_sel = POD_DURATION, pod_counts, f'{sel},pool!="router"'
         if not counts:
-            return Observation.failed(now_s, f"no {POD_DURATION} or {ROUTER_DURATION} series "
-                                             f"for {{{sel}}} (pods not scraped yet?)")
+            return Observation.failed(
+                now_s,
+                f"no {POD_DURATION} or {ROUTER_DURATION} series "
+                f"for {{{sel}}} (pods not scraped yet?)",
+            )
         age = self._scalar(f"time() - max(timestamp({metric}_count{{{sel}}}))", now_s)
         stale_after = self.stale_after_s or max(2 * slo.window_s, 30.0)
         if age is None or age > stale_after:
             return Observation.failed(
-                now_s, f"{metric} is stale: newest sample {age or math.inf:.0f} s old "
-                       f"> {stale_after:.0f} s"
+                now_s,
+                f"{metric} is stale: newest sample {age or math.inf:.0f} s old "
+                f"> {stale_after:.0f} s",
             )
         samples = sum(counts.values())
         qps = self._scalar(f"sum(rate({metric}_count{{{sel}}}[{window}]))", now_s)
@@ -136,6 +148,12 @@ class PrometheusSource:
             "pool",
             now_s,
         )
+        rejected = self._by_label(
+            f"sum by (pool) (increase(recsched_rejected_queries_total{{{sel}}}[{window}]))",
+            "pool",
+            now_s,
+        )
+        rejected["all"] = sum(rejected.values())
         error = None
         if samples > 0 and any(v is None or math.isnan(v) for v in (p95, p99)):
             error = f"p95/p99 of {metric} is NaN with {samples:.0f} queries in the window"
@@ -153,14 +171,18 @@ class PrometheusSource:
                 f"sum(rate(recsched_query_items_count{{{sizes_sel}}}[{window}]))",
                 now_s,
             ),
-            p95_query_items=_finite(self._scalar(
-                f"histogram_quantile(0.95, sum by (le) "
-                f"(rate(recsched_query_items_bucket{{{sizes_sel}}}[{window}])))",
-                now_s,
-            )),
-            rejected_fraction=self._rejected_fraction(sel, window, samples, now_s),
-            cpu_utilization=self._utilization(sel, window, "cpu", now_s),
-            gpu_utilization=self._utilization(sel, window, "gpu", now_s),
+            p95_query_items=_finite(
+                self._scalar(
+                    f"histogram_quantile(0.95, sum by (le) "
+                    f"(rate(recsched_query_items_bucket{{{sizes_sel}}}[{window}])))",
+                    now_s,
+                )
+            ),
+            rejected_fraction=(rejected["all"] / (rejected["all"] + samples))
+            if rejected["all"] + samples > 0
+            else None,
+            cpu_utilization=self._utilization(sel, window, "cpu", pod_counts, rejected, now_s),
+            gpu_utilization=self._utilization(sel, window, "gpu", pod_counts, rejected, now_s),
             batch_size_items=self._steady_gauge(
                 f'recsched_batch_size_items{{{sel},pool="cpu"}}', window, now_s
             ),
@@ -177,23 +199,30 @@ class PrometheusSource:
             return None
         return _finite(top / bottom)
 
-    def _rejected_fraction(
-        self, sel: str, window: str, served: float, now_s: float
+    def _utilization(
+        self,
+        sel: str,
+        window: str,
+        pool: str,
+        served: dict[str, float],
+        rejected: dict[str, float],
+        now_s: float,
     ) -> float | None:
-        rejected = self._scalar(
-            f"sum(increase(recsched_rejected_queries_total{{{sel}}}[{window}]))", now_s
-        )
-        if rejected is None:
-            return 0.0 if served > 0 else None
-        total = rejected + served
-        return rejected / total if total > 0 else None
-
-    def _utilization(self, sel: str, window: str, pool: str, now_s: float) -> float | None:
-        return self._ratio(
+        """Compute seconds per worker-second, scaled by the pool's refused share of queries
+        (a saturated pool is busy 100% of the time however much it is offered)."""
+        busy = self._ratio(
             f'sum(rate(recsched_request_compute_seconds_sum{{{sel},pool="{pool}"}}[{window}]))',
             f'sum(avg_over_time(recsched_workers{{{sel},pool="{pool}"}}[{window}]))',
             now_s,
         )
+        if busy is None:
+            return None
+        served_queries, refused = served.get(pool, 0.0), rejected.get(pool, 0.0)
+        if refused <= 0:
+            return busy
+        if served_queries <= 0:
+            return MAX_UTILIZATION
+        return min(busy * (served_queries + refused) / served_queries, MAX_UTILIZATION)
 
     def _steady_gauge(self, series: str, window: str, now_s: float) -> int | None:
         low = self._scalar(f"min(min_over_time({series}[{window}]))", now_s)

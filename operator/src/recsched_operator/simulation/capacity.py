@@ -49,13 +49,21 @@ class Traffic:
 def work_bound_qps(scenario: Scenario, config: KnobConfig, items: npt.NDArray[np.int64]) -> float:
     """QPS at which the busier pool's workers would be busy 100% of the time."""
     profile, cluster = scenario.profile, scenario.cluster
-    to_gpu = (items >= config.offload_threshold) if cluster.gpu_pods > 0 else np.zeros_like(items, dtype=bool)
+    to_gpu = (
+        (items >= config.offload_threshold)
+        if cluster.gpu_pods > 0
+        else np.zeros_like(items, dtype=bool)
+    )
     cpu_work = profile.cpu_query_work_s(items[~to_gpu], config.batch_size)
     requests = np.ceil(items[~to_gpu] / config.batch_size)
     cpu_per_query = (cpu_work.sum() + requests.sum() * cluster.request_overhead_s) / items.size
     gpu_table = np.asarray(profile.gpu_table_s)
     gpu_per_query = gpu_table[items[to_gpu]].sum() / items.size
-    bounds = [cluster.cpu_pods * cluster.cpu_workers_per_pod / cpu_per_query] if cpu_per_query > 0 else []
+    bounds = (
+        [cluster.cpu_pods * cluster.cpu_workers_per_pod / cpu_per_query]
+        if cpu_per_query > 0
+        else []
+    )
     if gpu_per_query > 0:
         bounds.append(cluster.gpu_pods / gpu_per_query)
     return min(bounds) if bounds else float("inf")

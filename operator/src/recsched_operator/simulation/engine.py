@@ -9,11 +9,12 @@ Model (DESIGN.md section 1, DeepRecInfra section 2.3 of the facts file):
   to one FIFO shared by its W single-threaded workers; a query is done when its last request is.
 * A GPU pod runs one whole query at a time, FIFO.
 
-Every queue is FIFO, so instead of a global event heap each pod keeps its workers' next-free times
-in a sorted list (a heap that is also sorted) and every request starts at max(arrival, earliest
-free worker): the event order of FIFO multi-server queues, exact for this model. Requests of one query are identical except the
-last, which lets a pod hand them out in closed form (`_serve_split_query`) rather than one heap
-operation each; a query of 1024 one-item requests costs a few list operations, not 1024.
+Every queue is FIFO, so instead of a global event heap each pod keeps its workers' next-free
+times in a sorted list (a heap that is also sorted) and every request starts at max(arrival,
+earliest free worker): the event order of FIFO multi-server queues, exact for this model.
+Requests of one query are identical except the last, which lets a pod hand them out in closed
+form (`_serve_split_query`) rather than one heap operation each; a query of 1024 one-item
+requests costs a few list operations, not 1024.
 """
 
 from __future__ import annotations
@@ -143,7 +144,8 @@ def simulate_window(
     rng: np.random.Generator,
     warmup_fraction: float = 0.1,
 ) -> WindowResult:
-    """Simulate `queries` arrivals at `qps` from an empty system; drop the first `warmup_fraction`."""
+    """Simulate `queries` arrivals at `qps` from an empty system, dropping the first
+    `warmup_fraction` of them from the result."""
     arrivals = poisson_arrivals_s(rng, qps, queries)
     items = sizes.draw(rng, queries)
     return simulate_queries(

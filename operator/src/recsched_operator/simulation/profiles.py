@@ -26,7 +26,9 @@ class ProfileError(ValueError):
     """A profile file is missing or malformed."""
 
 
-def _log_interp(grid_items: tuple[int, ...], seconds: tuple[float, ...], max_items: int) -> list[float]:
+def _log_interp(
+    grid_items: tuple[int, ...], seconds: tuple[float, ...], max_items: int
+) -> list[float]:
     """Seconds for 0..max_items items (index = items; index 0 is unused and set to 0)."""
     log_x = np.log(np.asarray(grid_items, dtype=np.float64))
     log_y = np.log(np.asarray(seconds, dtype=np.float64))
@@ -66,7 +68,9 @@ class ServiceProfile:
     def __post_init__(self) -> None:
         n = len(self.batch_items)
         if n == 0 or len(self.cpu_seconds) != n or len(self.gpu_seconds) != n:
-            raise ProfileError(f"profile {self.model!r}: grid and time lists must match and be non-empty")
+            raise ProfileError(
+                f"profile {self.model!r}: grid and time lists must match and be non-empty"
+            )
         if list(self.batch_items) != sorted(set(self.batch_items)) or self.batch_items[0] < 1:
             raise ProfileError(f"profile {self.model!r}: batch_items must be increasing and >= 1")
         if min(self.cpu_seconds) <= 0 or min(self.gpu_seconds) <= 0:
@@ -95,7 +99,9 @@ class ServiceProfile:
     def gpu_query_s(self, items: int) -> float:
         return self._gpu_table[min(max(items, 1), len(self._gpu_table) - 1)]
 
-    def cpu_query_work_s(self, items: npt.NDArray[np.int64], batch_size: int) -> npt.NDArray[np.float64]:
+    def cpu_query_work_s(
+        self, items: npt.NDArray[np.int64], batch_size: int
+    ) -> npt.NDArray[np.float64]:
         """Total worker-seconds a CPU pod spends on queries of `items` split at `batch_size`."""
         full = items // batch_size
         rest = items - full * batch_size

@@ -34,12 +34,19 @@ from recsched_operator.tuning import (
 
 @dataclass(frozen=True)
 class SimulatedService:
-    """One scenario served at `qps`; `window_queries` caps the queries simulated per window."""
+    """One scenario served at `qps`; `window_queries` caps the queries simulated per window.
+
+    `latency_noise` is the sigma of the lognormal factor on every latency percentile (10%: the
+    issue's noise, for histogram-bucket interpolation and jitter on top of the window's own
+    sampling noise). `utilization_noise` is smaller by default because utilisation is the rate of a
+    counter of compute seconds, with no quantile estimate in it.
+    """
 
     scenario: Scenario
     qps: float
-    window_queries: int = 4000
-    noise: float = 0.10
+    window_queries: int = 20000
+    latency_noise: float = 0.10
+    utilization_noise: float = 0.02
 
     def observe(
         self, config: KnobConfig, at_s: float, window_s: float, rng: np.random.Generator
@@ -56,25 +63,27 @@ class SimulatedService:
             rng,
         )
 
-        def noisy(value: float | None) -> float | None:
-            if value is None:
-                return None
-            return value * math.exp(rng.normal(0.0, self.noise)) if self.noise > 0 else value
+        def noisy(value: float | None, sigma: float) -> float | None:
+            if value is None or sigma <= 0:
+                return value
+            return value * math.exp(rng.normal(0.0, sigma))
 
         offloaded = float(result.on_gpu.mean()) if result.queries else None
         return Observation(
             at_s=at_s,
             qps=result.measured_qps,
-            p95_ms=noisy(result.percentile_ms(95)),
-            p99_ms=noisy(result.percentile_ms(99)),
+            p95_ms=noisy(result.percentile_ms(95), self.latency_noise),
+            p99_ms=noisy(result.percentile_ms(99), self.latency_noise),
             samples=float(result.queries),
-            cpu_p95_ms=noisy(result.percentile_ms(95, "cpu")),
-            gpu_p95_ms=noisy(result.percentile_ms(95, "gpu")),
+            cpu_p95_ms=noisy(result.percentile_ms(95, "cpu"), self.latency_noise),
+            gpu_p95_ms=noisy(result.percentile_ms(95, "gpu"), self.latency_noise),
             offloaded_fraction=offloaded,
             mean_query_items=float(result.items.mean()) if result.queries else None,
             rejected_fraction=0.0,
-            cpu_utilization=noisy(result.utilization("cpu")),
-            gpu_utilization=noisy(result.utilization("gpu") if offloaded else None),
+            cpu_utilization=noisy(result.utilization("cpu"), self.utilization_noise),
+            gpu_utilization=noisy(
+                result.utilization("gpu") if offloaded else None, self.utilization_noise
+            ),
             batch_size_items=config.batch_size,
             offload_threshold_items=config.offload_threshold,
             window_s=window_s,
@@ -112,6 +121,8 @@ class TraceStep:
 
 @dataclass(frozen=True)
 class TuningRun:
+    """The trace and the config the tuner settled on (its incumbent if a probe was in flight)."""
+
     steps: tuple[TraceStep, ...]
     final: KnobConfig
 
@@ -153,7 +164,9 @@ def run_tuner(
             )
         )
         config = decision.config
-    return TuningRun(tuple(steps), config)
+    # A probe still in flight at the end is not where the tuner settled: its incumbent is.
+    settled = state.incumbent if state.probe is not None and state.incumbent else config
+    return TuningRun(tuple(steps), settled)
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,11 @@
 """Query-size distributions and arrival times for the simulator.
 
-DeepRecInfra draws query sizes (items to rank) per query and clips them to [1, 1024]. The paper's
-scripts use a narrow lognormal(5.1, 0.2); production traffic is heavier-tailed and its file was never
-released, so a two-component lognormal mixture stands in for it (`heavy`): most queries are small,
-and a fifth of them come from a wide component that reaches the 1024 cap. Arrivals are Poisson with
-exponential gaps drawn fresh per query (fixing the repo's integer-millisecond gaps).
+DeepRecInfra draws query sizes (items to rank) per query and clips them to [1, 1024]. The
+paper's scripts use a narrow lognormal(5.1, 0.2); production traffic is heavier-tailed and its
+file was never released, so a two-component lognormal mixture stands in for it (`heavy`): most
+queries are small, and a fifth of them come from a wide component that reaches the 1024 cap.
+Arrivals are Poisson with exponential gaps drawn fresh per query (fixing the repo's
+integer-millisecond gaps).
 """
 
 from __future__ import annotations
@@ -62,10 +63,13 @@ HEAVY_TAILED = SizeDistribution(
     "heavy",
     (LognormalComponent(4.0, 0.8, 0.8), LognormalComponent(6.0, 0.8, 0.2)),
 )
-"""Mean 156 items like the paper's (167) but median 70, p95 ~690 and 2.5% of queries at the 1024 cap."""
+"""Mean 156 items like the paper's (167) but median 70, p95 ~690, 2.5% of queries at the cap."""
+
+PRODUCTION_LIKE = SizeDistribution("production", (LognormalComponent(5.1, 0.8),))
+"""The load generator's default (`recsched_loadtest.sizes`): the paper's median, sigma 0.8."""
 
 SIZE_DISTRIBUTIONS: dict[str, SizeDistribution] = {
-    d.name: d for d in (PAPER_LOGNORMAL, HEAVY_TAILED)
+    d.name: d for d in (PAPER_LOGNORMAL, HEAVY_TAILED, PRODUCTION_LIKE)
 }
 
 

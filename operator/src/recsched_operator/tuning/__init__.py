@@ -3,7 +3,8 @@
 `decide_next_config` maps one observation window to the next config and a new `TuningState`; the
 caller supplies time and stores the state (RecModel status or a local file). Layout by role:
 `knobs` (configs, bounds, grid), `settings` (SLO, tuner settings, modes), `observation`, `state`,
-`decision`, `search` (where to probe next), `policy` (the decision flow).
+`decision`, `objective` (what the search minimises), `search` (where to probe next),
+`searching` (one step of a running search), `reasons` (wording), `policy` (the decision flow).
 """
 
 from recsched_operator.tuning.decision import Action, Decision
@@ -15,7 +16,8 @@ from recsched_operator.tuning.knobs import (
     knob_grid,
 )
 from recsched_operator.tuning.observation import Observation
-from recsched_operator.tuning.policy import decide_next_config, describe_change
+from recsched_operator.tuning.policy import decide_next_config
+from recsched_operator.tuning.reasons import describe_change
 from recsched_operator.tuning.settings import SloTarget, TuningMode, TuningSettings
 from recsched_operator.tuning.state import Trial, TuningState, initial_state
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 MAX_QUERY_ITEMS = 1024
-"""Largest query the workload sends (DeepRecInfra clips sizes to 1024); T above it offloads nothing."""
+"""Largest query size (DeepRecInfra clips sizes to 1024); a threshold above it offloads nothing."""
 
 Knob = Literal["batch", "threshold"]
 KNOBS: tuple[Knob, Knob] = ("batch", "threshold")
@@ -120,6 +120,4 @@ class TuningBounds:
 
     def configs(self) -> list[KnobConfig]:
         """Every grid configuration (for exhaustive baselines in the simulator)."""
-        return [
-            KnobConfig(b, t) for b in self.grid("batch") for t in self.grid("threshold")
-        ]
+        return [KnobConfig(b, t) for b in self.grid("batch") for t in self.grid("threshold")]

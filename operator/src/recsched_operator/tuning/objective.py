@@ -9,17 +9,20 @@ the optimum's capacity (see docs/benchmarks/tuner.md).
 
 The busiest pool's utilisation (compute seconds per worker-second, read from counters, so much less
 noisy than a quantile) measures throughput headroom directly, and latency close to the target
-measures the headroom the SLO leaves. `capacity_use` adds them:
+measures the headroom the SLO leaves. `capacity_use` combines them:
 
     use = busiest-pool utilisation
-          + latency_penalty * log(1 + max(0, pXX / target - latency_headroom))
-          + rejected_penalty * rejected fraction
+          * (1 + max(0, pXX / target - latency_headroom)) ** latency_penalty
+          * (1 + rejected_penalty * rejected fraction)
 
 so a config wins by freeing workers as long as its tail latency stays under 80% of the target, and
-loses fast once latency eats into that margin. The logarithm changes nothing near the target but
-keeps an overloaded window, whose p95 only says how long the window was, from drowning the
-utilisation, which says how far over capacity the config is. On the same grid this picks the capacity optimum at
-every load tried, and every config within 10% of the minimum has >= 91% of the optimum's capacity.
+loses fast once latency eats into that margin. On the simulated grid this picks the capacity
+optimum at every load tried (50-90% of the optimum's capacity), and every config within 5% of the
+minimum has >= 95% of the optimum's capacity. The product keeps comparisons relative, as the noise
+band is. An overloaded pool (utilisation, i.e. work offered per worker-second, of 1 or more)
+counts its latency at the cap `overload_latency_ratio`, since the p95 of an overloaded window only
+tells how long queues have been growing: overloaded configs rank below every config that keeps up,
+and among themselves by how far over capacity they are.
 Without utilisation (a source that lacks it) the latency ratio alone is used.
 """
 
@@ -61,13 +64,14 @@ def capacity_use(
     throughput = throughput_use(observation)
     if throughput is None:
         return latency_ratio
-    excess = max(0.0, latency_ratio - settings.latency_headroom)
-    rejected = observation.rejected_fraction or 0.0
-    return (
-        throughput
-        + settings.latency_penalty * math.log1p(excess)
-        + settings.rejected_penalty * rejected
+    if throughput >= 1.0:
+        latency_ratio = settings.overload_latency_ratio
+    excess = min(
+        max(0.0, latency_ratio - settings.latency_headroom), settings.overload_latency_ratio
     )
+    rejected = observation.rejected_fraction or 0.0
+    latency_factor: float = math.pow(1.0 + excess, settings.latency_penalty)
+    return throughput * latency_factor * (1.0 + settings.rejected_penalty * rejected)
 
 
 def describe_use(observation: Observation, slo: SloTarget, use: float) -> str:

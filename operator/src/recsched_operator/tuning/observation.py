@@ -19,7 +19,9 @@ class Observation:
     percentiles are None when that pool served nothing; `batch_size_items` and
     `offload_threshold_items` are the values the pods and router report serving (None if unknown
     or if they disagree, e.g. mid-rollout). `rejected_fraction` is refused / (refused + served)
-    queries; `*_utilization` is a pool's compute seconds per second per worker (1.0 = saturated).
+    queries; `*_utilization` is the work offered to a pool per worker-second: its compute seconds
+    per second per worker, scaled up by the share of its queries it refused (1.0 = saturated; above
+    1.0 the pool sheds or queues more than it serves).
     """
 
     at_s: float

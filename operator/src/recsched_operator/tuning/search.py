@@ -3,14 +3,17 @@
 From the incumbent the search tries one knob at a time, `step` grid positions up or down. The
 order of the tries is what makes it fast from a bad corner:
 
-* the knob moved last goes first (momentum), else the threshold when one pool is twice as busy as
-  the other (the offload split is then the bottleneck, and no batch size can fix it), else batch;
+* the knob moved last goes first (momentum), else the batch when the CPU pool is overloaded, else
+  the threshold when one pool is twice as busy as the other (the offload split is then the
+  bottleneck, and no batch size can fix it), else the batch; while the GPU pool is overloaded,
+  both knobs move at once first (`joint_escape`);
 * the direction that last succeeded goes first; without history, the threshold moves toward the
   pool with headroom (raise T when the GPU pool is busier) and the batch size shrinks when tail
   latency outruns CPU utilisation (requests too coarse) and grows otherwise (workers too busy);
 * configurations already tried in this search at comparable load are skipped (losers stay lost);
-* when both directions fail at a step, the step is halved; when every neighbour at step 1 is known
-  not to be better, the search has converged.
+* a neighbour that tied gets one look past it before the search turns back (flat stretches hide
+  better points); when both directions fail at a step, the step is halved; when every neighbour
+  at step 1 is known not to be better, the search has converged.
 """
 
 from __future__ import annotations
@@ -31,12 +34,16 @@ class Candidate:
     knob: Knob
     direction: int
     step: int
+    joint: bool = False
 
     def describe(self, incumbent: KnobConfig) -> str:
-        before = incumbent.value(self.knob)
-        after = self.config.value(self.knob)
+        if self.joint:
+            return (
+                f"probing both knobs at once ({self.step} grid step(s) each): the GPU pool is "
+                "overloaded"
+            )
         word = "larger" if self.direction > 0 else "smaller"
-        return f"probing {self.knob} {before}->{after} ({word}, {self.step} grid step(s))"
+        return f"probing a {word} {self.knob} ({self.step} grid step(s))"
 
 
 def load_comparable(qps: float | None, reference_qps: float | None, fraction: float) -> bool:
@@ -67,7 +74,11 @@ def _pool_pressure(observation: Observation) -> tuple[float | None, float | None
 
 
 def pools_imbalanced(observation: Observation, settings: TuningSettings) -> bool:
+    """One pool at least `imbalance_ratio` times busier than the other; an unused GPU pool
+    counts as imbalanced once the CPU pool is half busy."""
     cpu, gpu = _pool_pressure(observation)
+    if gpu is None and observation.cpu_utilization is not None:
+        return observation.cpu_utilization >= 0.5
     if cpu is None or gpu is None or cpu <= 0 or gpu <= 0:
         return False
     return max(cpu, gpu) / min(cpu, gpu) >= settings.imbalance_ratio
@@ -77,8 +88,11 @@ def knob_order(
     state: TuningState, observation: Observation, bounds: TuningBounds, settings: TuningSettings
 ) -> list[Knob]:
     movable = [knob for knob in KNOBS if len(bounds.grid(knob)) > 1]
+    cpu_busy = observation.cpu_utilization
     if state.focus_knob in movable:
         first: Knob = state.focus_knob
+    elif cpu_busy is not None and cpu_busy >= 1.0:
+        first = "batch"
     elif "threshold" in movable and pools_imbalanced(observation, settings):
         first = "threshold"
     else:
@@ -107,13 +121,42 @@ def direction_order(
         return (-1, 1)
     latency = observation.latency_ms(slo.percentile)
     busy = observation.cpu_utilization
+    if busy is not None and busy >= 1.0:
+        return (1, -1)  # CPU workers cannot keep up: spend less per item
     if latency is not None and busy is not None:
-        # Latency high while workers idle: requests too big, split finer. Busy workers: batch
+        # Latency high while workers idle: requests too coarse, split finer. Busy workers: batch
         # more items per request to spend less per item.
         return (-1, 1) if latency / slo.target_ms > busy else (1, -1)
     grid = bounds.grid(knob)
     index = grid.index(bounds.move(incumbent, knob, 0).value(knob))
     return (1, -1) if index < (len(grid) - 1) / 2 else (-1, 1)
+
+
+def joint_escape(
+    incumbent: KnobConfig,
+    state: TuningState,
+    observation: Observation,
+    bounds: TuningBounds,
+    settings: TuningSettings,
+) -> Candidate | None:
+    """Both knobs at once while the GPU pool is overloaded, e.g. from a corner like B = 1, T = 32.
+
+    There a single step rarely helps: raising the threshold alone moves work from the overloaded
+    GPU pool onto CPUs that waste it on one-item requests, and raising the batch alone relieves a
+    pool that is not the bottleneck. The diagonal does both: a larger batch (cheaper items on CPU)
+    with a larger threshold. (An overloaded CPU pool alone needs only the larger batch, which
+    `direction_order` tries first.) If the diagonal loses, the single steps follow.
+    """
+    gpu = observation.gpu_utilization
+    if gpu is None or gpu < 1.0:
+        return None
+    step = state.step("batch") or settings.initial_step
+    config = bounds.move(bounds.move(incumbent, "batch", step), "threshold", step)
+    if config.batch_size == incumbent.batch_size or (
+        config.offload_threshold == incumbent.offload_threshold
+    ):
+        return None
+    return Candidate(config, "threshold", 1, step, joint=True)
 
 
 def pick_candidate(
@@ -124,15 +167,35 @@ def pick_candidate(
     settings: TuningSettings,
     slo: SloTarget,
 ) -> Candidate | None:
-    """The next neighbour to probe, or None when the search has converged."""
+    """The next neighbour to probe, or None when the search has converged.
+
+    Steps longer than one grid position are taken only while the incumbent is far from good
+    (capacity use above 1: overloaded or over the target); near a feasible optimum the search
+    moves one position at a time, so it does not overshoot into an SLO breach and back.
+    """
     known = known_configs(state, settings)
+    ties = {
+        trial.config
+        for trial in state.trials
+        if trial.epoch == state.epoch and trial.verdict == "tie" and trial.config in known
+    }
+    escape = joint_escape(incumbent, state, observation, bounds, settings)
+    if escape is not None and escape.config not in known:
+        return escape
+    far = (state.reference_use or 0.0) > 1.0
     for knob in knob_order(state, observation, bounds, settings):
-        step = state.step(knob) or settings.initial_step
+        step = (state.step(knob) or settings.initial_step) if far else 1
         directions = direction_order(knob, incumbent, state, observation, bounds, slo)
         while step >= 1:
             for direction in directions:
                 config = bounds.move(incumbent, knob, direction * step)
                 if config not in known:
                     return Candidate(config, knob, direction, step)
+                if config in ties:
+                    # A flat stretch (two batch sizes costing the same per item) can hide a
+                    # better point behind it: look one position further before turning back.
+                    beyond = bounds.move(config, knob, direction)
+                    if beyond not in known:
+                        return Candidate(beyond, knob, direction, step + 1)
             step //= 2
     return None

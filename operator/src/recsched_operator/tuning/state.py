@@ -57,9 +57,12 @@ class Trial:
 @dataclass(frozen=True)
 class TuningState:
     """Search state. `reference_use` and `reference_ms` are the incumbent's capacity use and
-    tracked percentile at `reference_qps` (geometric means of `reference_count` measurements);
-    `probe` is the config on trial (served instead of the incumbent) or None; steps are in grid
-    positions; `converged_*` describe where a finished search settled, for drift detection."""
+    tracked percentile at `reference_qps` and `reference_items_per_s` (geometric means of
+    `reference_count` measurements, uses scaled to that item rate);
+    `probe` is the config on trial (served instead of the incumbent) or None, with
+    `probe_count` earlier measurements averaging `probe_use`/`probe_ms` when a close call is
+    being measured again; steps are in grid positions; `converged_*` describe where a finished
+    search settled, for drift detection."""
 
     phase: Phase = "search"
     epoch: int = 0
@@ -67,8 +70,12 @@ class TuningState:
     reference_use: float | None = None
     reference_ms: float | None = None
     reference_qps: float | None = None
+    reference_items_per_s: float | None = None
     reference_count: int = 0
     probe: KnobConfig | None = None
+    probe_use: float | None = None
+    probe_ms: float | None = None
+    probe_count: int = 0
     probe_knob: Knob | None = None
     probe_step: int = 0
     focus_knob: Knob | None = None
@@ -93,7 +100,9 @@ class TuningState:
     def step(self, knob: Knob) -> int:
         return self.batch_step if knob == "batch" else self.threshold_step
 
-    def with_knob(self, knob: Knob, *, step: int | None = None, direction: int | None = None) -> TuningState:
+    def with_knob(
+        self, knob: Knob, *, step: int | None = None, direction: int | None = None
+    ) -> TuningState:
         changes: dict[str, int] = {}
         if step is not None:
             changes[f"{knob}_step"] = step
@@ -112,8 +121,12 @@ class TuningState:
             "referenceUse": self.reference_use,
             "referenceMs": self.reference_ms,
             "referenceQps": self.reference_qps,
+            "referenceItemsPerS": self.reference_items_per_s,
             "referenceCount": self.reference_count,
             "probe": None if self.probe is None else self.probe.to_dict(),
+            "probeUse": self.probe_use,
+            "probeMs": self.probe_ms,
+            "probeCount": self.probe_count,
             "probeKnob": self.probe_knob,
             "probeStep": self.probe_step,
             "focusKnob": self.focus_knob,
@@ -155,8 +168,12 @@ class TuningState:
             reference_use=number("referenceUse"),
             reference_ms=number("referenceMs"),
             reference_qps=number("referenceQps"),
+            reference_items_per_s=number("referenceItemsPerS"),
             reference_count=int(data.get("referenceCount", 0)),
             probe=config("probe"),
+            probe_use=number("probeUse"),
+            probe_ms=number("probeMs"),
+            probe_count=int(data.get("probeCount", 0)),
             probe_knob=knob("probeKnob"),
             probe_step=int(data.get("probeStep", 0)),
             focus_knob=knob("focusKnob"),

@@ -1,0 +1,315 @@
+"""Validate the queueing simulator against a real pod under real load (issue 5).
+
+For RMC1 and WnD this starts one inference pod (`python -m recsched_pod`, scale 0.01, W workers,
+batch B, the paper's lognormal(5.1, 0.2) sizes so queries split into about 3 requests) and drives
+it with the load generator (`python -m recsched_loadtest run`, Poisson arrivals), then simulates
+the same pod, sizes and rate and compares end-to-end p95.
+
+The simulator's inputs come from the shipped profile plus one calibration run at light load,
+never from the runs being predicted: the pod's own compute histogram gives the factor between the
+profile's per-request times and this run's (the machine is shared, so contention slows compute),
+and client latency minus the pod's query duration gives the fixed per-query cost of HTTP and
+decoding. The three validation loads are then predicted blind.
+
+    .venv/bin/python bench/simulator_validation.py [--workers 1] [--batch 64] [--duration-s 40]
+
+Writes docs/benchmarks/simulator_validation.json and prints a markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import json
+import os
+import platform
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from prometheus_client.parser import text_string_to_metric_families
+
+from recsched_operator.simulation.engine import ClusterShape, simulate_window
+from recsched_operator.simulation.profiles import ServiceProfile, load_profile
+from recsched_operator.simulation.workload import PAPER_LOGNORMAL
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "docs/benchmarks/simulator_validation.json"
+REPORT = ROOT / "docs/benchmarks/tuner.md"
+MARKER = "## Simulator validation against a real pod"
+"""This script owns docs/benchmarks/tuner.md from this heading on; tuner_convergence.py keeps it."""
+PYTHON = sys.executable
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextlib.contextmanager
+def running_pod(model: str, workers: int, batch: int, workdir: Path) -> Iterator[str]:
+    port = free_port()
+    config = workdir / f"{model}-config.json"
+    config.write_text(
+        json.dumps(
+            {"generation": 1, "batchSize": batch, "offloadThreshold": 1025, "workers": workers}
+        )
+    )
+    token = workdir / "token"
+    token.write_text("validation\n")
+    log = (workdir / f"{model}-pod.log").open("wb")
+    process = subprocess.Popen(
+        [
+            PYTHON,
+            "-m",
+            "recsched_pod",
+            "--model",
+            model,
+            "--scale",
+            "0.01",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+            "--config",
+            str(config),
+            "--admin-token-file",
+            str(token),
+            "--recmodel",
+            "validation",
+            "--log-level",
+            "WARNING",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            with (
+                contextlib.suppress(OSError),
+                urllib.request.urlopen(f"{url}/v2/health/ready", timeout=1) as reply,
+            ):
+                if reply.status == 200:
+                    break
+            if process.poll() is not None:
+                raise RuntimeError(f"pod exited: {(workdir / f'{model}-pod.log').read_text()}")
+            time.sleep(0.5)
+        yield url
+    finally:
+        process.terminate()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=10)
+        if process.poll() is None:
+            process.kill()
+        log.close()
+
+
+def pod_totals(url: str) -> dict[str, float]:
+    """Sums and counts of the pod's compute and query-duration histograms."""
+    with urllib.request.urlopen(f"{url}/metrics", timeout=5) as reply:
+        text = reply.read().decode()
+    totals: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name.endswith(("_sum", "_count")) and sample.name.startswith(
+                ("recsched_request_compute_seconds", "recsched_query_duration_seconds")
+            ):
+                totals[sample.name] = totals.get(sample.name, 0.0) + sample.value
+    return totals
+
+
+def load(url: str, model: str, rate: float, duration_s: float, seed: int) -> dict[str, Any]:
+    """One load-generator run; returns its JSON report plus the pod's histogram deltas."""
+    before = pod_totals(url)
+    report = subprocess.run(
+        [
+            PYTHON,
+            "-m",
+            "recsched_loadtest",
+            "run",
+            "--url",
+            url,
+            "--model",
+            model,
+            "--sizes",
+            "paper",
+            "--rate",
+            f"{rate:.3f}",
+            "--duration-s",
+            str(duration_s),
+            "--warmup-s",
+            "5",
+            "--seed",
+            str(seed),
+            "--json",
+            "--quiet",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    after = pod_totals(url)
+    result: dict[str, Any] = json.loads(report.stdout)
+    delta = {k: after.get(k, 0.0) - before.get(k, 0.0) for k in after}
+    result["pod_mean_compute_s"] = delta["recsched_request_compute_seconds_sum"] / max(
+        delta["recsched_request_compute_seconds_count"], 1
+    )
+    result["pod_mean_query_s"] = delta["recsched_query_duration_seconds_sum"] / max(
+        delta["recsched_query_duration_seconds_count"], 1
+    )
+    return result
+
+
+def profile_mean_request_s(profile: ServiceProfile, batch: int, items: np.ndarray) -> float:
+    requests = np.ceil(items / batch)
+    return float(profile.cpu_query_work_s(items, batch).sum() / requests.sum())
+
+
+def scaled(profile: ServiceProfile, factor: float) -> ServiceProfile:
+    return ServiceProfile(
+        profile.model,
+        profile.batch_items,
+        tuple(s * factor for s in profile.cpu_seconds),
+        tuple(s * factor for s in profile.gpu_seconds),
+        profile.source,
+    )
+
+
+def simulated_p95_ms(
+    profile: ServiceProfile, workers: int, batch: int, rate: float, overhead_s: float
+) -> float:
+    cluster = ClusterShape(1, workers, 0, query_overhead_s=overhead_s)
+    values = [
+        simulate_window(
+            profile, batch, 1025, cluster, PAPER_LOGNORMAL, rate, 20000, np.random.default_rng(seed)
+        ).percentile_ms(95)
+        or float("nan")
+        for seed in range(3)
+    ]
+    return float(np.mean(values))
+
+
+def validate(
+    model: str, workers: int, batch: int, duration_s: float, workdir: Path
+) -> dict[str, Any]:
+    profile = load_profile(model)
+    items = PAPER_LOGNORMAL.draw(np.random.default_rng(0), 50000)
+    work_per_query_s = float(profile.cpu_query_work_s(items, batch).mean())
+    with running_pod(model, workers, batch, workdir) as url:
+        load(url, model, 0.1 * workers / work_per_query_s, 8, 99)  # warm-up, discarded
+        calibration_rate = 0.15 * workers / work_per_query_s
+        calibration = load(url, model, calibration_rate, duration_s, 1)
+        factor = calibration["pod_mean_compute_s"] / profile_mean_request_s(profile, batch, items)
+        overhead_s = calibration["latency"]["mean_ms"] / 1000 - calibration["pod_mean_query_s"]
+        calibrated = scaled(profile, factor)
+        capacity_bound = workers / (work_per_query_s * factor)
+        rows = []
+        for fraction in (0.3, 0.5, 0.7):
+            rate = fraction * capacity_bound
+            measured = load(url, model, rate, duration_s, 2)
+            predicted = simulated_p95_ms(calibrated, workers, batch, rate, overhead_s)
+            rows.append(
+                {
+                    "load_fraction": fraction,
+                    "rate_qps": round(rate, 2),
+                    "achieved_qps": measured["achieved_qps"],
+                    "measured_p95_ms": round(measured["p95_ms"], 2),
+                    "simulated_p95_ms": round(predicted, 2),
+                    "error": round(predicted / measured["p95_ms"] - 1, 4),
+                    "pod_compute_vs_calibration": round(
+                        measured["pod_mean_compute_s"] / calibration["pod_mean_compute_s"], 3
+                    ),
+                    "uncalibrated_simulated_p95_ms": round(
+                        simulated_p95_ms(profile, workers, batch, rate, 0.0), 2
+                    ),
+                }
+            )
+            print(model, rows[-1], file=sys.stderr)
+    return {
+        "model": model,
+        "workers": workers,
+        "batch": batch,
+        "compute_factor": round(factor, 3),
+        "query_overhead_ms": round(overhead_s * 1000, 2),
+        "calibration_qps": round(calibration_rate, 2),
+        "rows": rows,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--models", nargs="+", default=["rmc1", "wnd"])
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--duration-s", type=float, default=40.0)
+    parser.add_argument("--out", type=Path, default=OUT)
+    args = parser.parse_args(argv)
+    load_before = os.getloadavg()[0]
+    with tempfile.TemporaryDirectory(prefix="recsched-validation-") as tmp:
+        results = [
+            validate(model, args.workers, args.batch, args.duration_s, Path(tmp))
+            for model in args.models
+        ]
+    document = {
+        "measured_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "machine": f"{platform.node()}, {os.cpu_count()} cores (shared)",
+        "load_average_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+        "command": "bench/simulator_validation.py " + " ".join(argv or sys.argv[1:]),
+        "results": results,
+    }
+    args.out.write_text(json.dumps(document, indent=1) + "\n")
+    section = render(document, args)
+    print(section)
+    previous = REPORT.read_text() if REPORT.exists() else ""
+    head = previous[: previous.index(MARKER)] if MARKER in previous else previous
+    REPORT.write_text((head.rstrip() + "\n\n" if head.strip() else "") + section)
+    return 0
+
+
+def render(document: dict[str, Any], args: argparse.Namespace) -> str:
+    lines = [
+        MARKER,
+        "",
+        f"`bench/simulator_validation.py --workers {args.workers} --batch {args.batch} "
+        f"--duration-s {args.duration_s:g}` on {document['machine']} at "
+        f"{document['measured_at']} (1-minute load average {document['load_average_1m']}); raw "
+        "data in `docs/benchmarks/simulator_validation.json`. One pod (`python -m recsched_pod`, "
+        "scale 0.01), the load generator (`python -m recsched_loadtest run`, Poisson, the "
+        "paper's lognormal(5.1, 0.2) sizes, 5 s warm-up), and the simulator fed the shipped "
+        "profile. Calibration, from one light-load run (15% of the work bound) that is not among "
+        "the predicted runs: the profile's CPU times times the ratio of the pod's own mean "
+        "request compute time to the profile's, and a fixed per-query cost = client latency "
+        "minus the pod's query duration (HTTP, decoding). Loads are fractions of the calibrated "
+        "work bound.",
+        "",
+        "| model | compute factor | per-query cost (ms) | load | rate (qps) | measured p95 "
+        "(ms) | simulated p95 (ms) | error | uncalibrated simulation (ms) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for result in document["results"]:
+        for row in result["rows"]:
+            lines.append(
+                f"| {result['model']} | {result['compute_factor']:.2f} | "
+                f"{result['query_overhead_ms']:.1f} | {row['load_fraction']:.0%} | "
+                f"{row['rate_qps']:.1f} | {row['measured_p95_ms']:.1f} | "
+                f"{row['simulated_p95_ms']:.1f} | {row['error']:+.1%} | "
+                f"{row['uncalibrated_simulated_p95_ms']:.1f} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

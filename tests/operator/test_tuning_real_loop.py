@@ -1,0 +1,231 @@
+"""Issue 5's real loop: a real pod, a real Prometheus, the load generator, and the tuner.
+
+An RMC1 pod (scale 0.01, 2 workers) starts at B = 1024 under constant Poisson load. Every ~11 s
+the tuner observes a 10 s window through `PrometheusSource`, decides, and pushes a changed config
+to the pod's `PUT /admin/config`. Within 3 minutes p95 must fall by at least 30% from the first
+window or below the target, and every decision must be logged with its reason.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import json
+import logging
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from recsched_operator.observations import PrometheusSource
+from recsched_operator.tuning import (
+    KnobConfig,
+    Observation,
+    SloTarget,
+    TuningBounds,
+    TuningSettings,
+    decide_next_config,
+    initial_state,
+)
+from support.prometheus_server import free_port, requires_prometheus, running_prometheus
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.timeout(300),
+    requires_prometheus,
+    pytest.mark.skipif(
+        importlib.util.find_spec("recsched_pod") is None
+        or importlib.util.find_spec("recsched_loadtest") is None,
+        reason="needs the inference pod and the load generator",
+    ),
+]
+logger = logging.getLogger("recsched.real_loop")
+
+RECMODEL = "real-loop"
+TOKEN = "real-loop-token"
+WORKERS = 2
+RATE_QPS = 30.0
+SLO = SloTarget(percentile=95, target_ms=20.0, window_s=10.0)
+SETTINGS = TuningSettings(cooldown_s=1.0, min_samples=100)
+BOUNDS = TuningBounds(batch_min=1, batch_max=1024, threshold_min=1025, threshold_max=1025)
+STEP_S = SLO.window_s + SETTINGS.cooldown_s
+BUDGET_S = 180.0
+
+
+def _wait_ready(url: str, process: subprocess.Popen[bytes], timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "pod exited during start-up"
+        with (
+            contextlib.suppress(OSError),
+            urllib.request.urlopen(f"{url}/v2/health/ready", timeout=1) as reply,
+        ):
+            if reply.status == 200:
+                return
+        time.sleep(0.5)
+    raise TimeoutError(f"pod at {url} not ready in {timeout_s} s")
+
+
+@contextlib.contextmanager
+def rmc1_pod(tmp_path: Path) -> Iterator[tuple[str, int]]:
+    port = free_port()
+    config = tmp_path / "config.json"
+    config.write_text(
+        json.dumps(
+            {"generation": 1, "batchSize": 1024, "offloadThreshold": 1025, "workers": WORKERS}
+        )
+    )
+    token = tmp_path / "token"
+    token.write_text(TOKEN)
+    log = (tmp_path / "pod.log").open("wb")
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "recsched_pod",
+            "--model",
+            "rmc1",
+            "--scale",
+            "0.01",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            str(WORKERS),
+            "--config",
+            str(config),
+            "--admin-token-file",
+            str(token),
+            "--recmodel",
+            RECMODEL,
+            "--log-level",
+            "WARNING",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        _wait_ready(f"http://127.0.0.1:{port}", process, 120.0)
+        yield f"http://127.0.0.1:{port}", port
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+        log.close()
+
+
+@contextlib.contextmanager
+def constant_load(url: str, duration_s: float) -> Iterator[subprocess.Popen[bytes]]:
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "recsched_loadtest",
+            "run",
+            "--url",
+            url,
+            "--model",
+            "rmc1",
+            "--rate",
+            str(RATE_QPS),
+            "--duration-s",
+            str(duration_s),
+            "--arrivals",
+            "poisson",
+            "--seed",
+            "5",
+            "--quiet",
+            "--json",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def push_config(url: str, config: KnobConfig, generation: int) -> None:
+    body = json.dumps(
+        {
+            "generation": generation,
+            "batchSize": config.batch_size,
+            "offloadThreshold": config.offload_threshold,
+            "workers": WORKERS,
+        }
+    ).encode()
+    request = urllib.request.Request(
+        f"{url}/admin/config",
+        data=body,
+        method="PUT",
+        headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=5) as reply:
+        answer = json.load(reply)
+    assert answer["applied"], answer
+
+
+def test_tuner_lowers_rmc1_p95_from_batch_1024_on_a_real_pod(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger=logger.name)
+    with (
+        rmc1_pod(tmp_path) as (url, port),
+        running_prometheus(targets=[f"127.0.0.1:{port}"], scrape_interval_s=1.0) as prom,
+        constant_load(url, BUDGET_S + 60),
+    ):
+        prom.wait_for_targets_up(1)
+        source = PrometheusSource(prom.url, timeout_s=5.0)
+        state, config, generation = initial_state(), KnobConfig(1024, 1025), 1
+        first: Observation | None = None
+        best_ms = float("inf")
+        decisions = []
+        started = time.monotonic()
+        time.sleep(SLO.window_s + 2)  # one full window of traffic at B = 1024
+        while time.monotonic() - started < BUDGET_S:
+            observation = source.observe(RECMODEL, None, SLO, time.time())
+            decision, state = decide_next_config(
+                observation, config, state, BOUNDS, SLO, SETTINGS, "auto", time.time()
+            )
+            logger.info("decision %s: %s", decision.action, decision.reason)
+            decisions.append(decision)
+            latency = observation.latency_ms(95)
+            if observation.error is None and latency is not None:
+                if first is None:
+                    first = observation
+                elif observation.batch_size_items == config.batch_size:
+                    best_ms = min(best_ms, latency)
+            if (
+                first is not None
+                and first.p95_ms is not None
+                and (best_ms <= 0.7 * first.p95_ms or best_ms <= SLO.target_ms)
+            ):
+                break
+            if decision.changed:
+                generation += 1
+                push_config(url, decision.config, generation)
+                config = decision.config
+            time.sleep(STEP_S)
+    assert first is not None and first.p95_ms is not None, [d.reason for d in decisions]
+    assert best_ms <= 0.7 * first.p95_ms or best_ms <= SLO.target_ms, (
+        first.p95_ms,
+        best_ms,
+        [d.reason for d in decisions],
+    )
+    logged = [r.getMessage() for r in caplog.records if r.name == logger.name]
+    assert len(logged) == len(decisions) >= 2
+    for decision, message in zip(decisions, logged, strict=True):
+        assert decision.reason and decision.reason in message
