@@ -41,10 +41,13 @@ def port_is_open(port: int) -> bool:
         return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
-def test_local_run_tunes_under_load_reports_and_cleans_up(tmp_path: Path) -> None:
+def test_local_run_tunes_under_load_reports_and_cleans_up(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     manifest = tmp_path / "recmodel.yaml"
     manifest.write_text(MANIFEST, encoding="utf-8")
-    run_dir = tmp_path / "run"
+    monkeypatch.chdir(tmp_path)
+    run_dir = Path("run")  # relative, as `make demo` gives it: Prometheus must still find targets
     report = run_local(
         LocalRunOptions(
             manifest=manifest,

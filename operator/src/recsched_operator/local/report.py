@@ -163,7 +163,7 @@ def _plot(
     latency.axhline(summary.target_ms, color="red", linestyle="--", label="target")
     latency.set_ylabel("ms (10 s windows)")
     latency.set_yscale("log")
-    latency.legend(loc="upper right")
+    latency.legend(loc="upper right")  # the target line always has a label
     latency.set_title(title)
     for name, label in (
         ("batch_items", "batch size B"),
@@ -177,7 +177,8 @@ def _plot(
     knobs.set_yscale("log", base=2)
     knobs.set_ylabel("items")
     knobs.set_xlabel("seconds since start")
-    knobs.legend(loc="upper right")
+    if knobs.lines:
+        knobs.legend(loc="upper right")
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)

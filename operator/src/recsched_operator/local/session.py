@@ -7,6 +7,7 @@ does. Everything is stopped on the way out, whatever happened.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import shutil
@@ -73,6 +74,8 @@ def free_ports() -> Iterator[int]:
 def run_local(options: LocalRunOptions) -> Path | None:
     """Run until the duration ends or Ctrl-C; returns the report's path when one was written."""
     owner, spec = load_manifest(options.manifest)
+    # Absolute: Prometheus resolves file_sd paths against its config file's folder, not the cwd.
+    options = dataclasses.replace(options, run_dir=options.run_dir.resolve())
     served: ConfigDocument = initial_config(spec)
     raw_state: dict[str, Any] | None = None
     if options.resume:
