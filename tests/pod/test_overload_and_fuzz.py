@@ -45,8 +45,15 @@ def slow_pod(tmp_path: Path) -> Iterator[tuple[RunningPod, RecordingModel]]:
         holder.append(RecordingModel(build_model("rmc1", scale=settings.scale), delay_s=0.05))
         return holder[0]
 
+    # eager: a trace would record one forward pass and drop the sleep and the size record
     settings = pod_settings(
-        tmp_path, max_queue_requests=6, batch_size=2, workers=1, config_path=None, warmup_rounds=0
+        tmp_path,
+        max_queue_requests=6,
+        batch_size=2,
+        workers=1,
+        config_path=None,
+        warmup_rounds=0,
+        graph_mode="eager",
     )
     with serve_app(create_app(settings, model_factory=factory), "/v2/health/ready") as url:
         yield RunningPod(url, settings, tmp_path / "unused.json"), holder[0]

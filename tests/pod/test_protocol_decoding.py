@@ -200,3 +200,31 @@ def test_json_response_holds_scores_in_row_major_order() -> None:
     assert headers == {} and media_type == "application/json"
     assert payload["outputs"][0]["data"] == [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]
     assert "id" not in payload
+
+
+@pytest.mark.parametrize(
+    ("item", "table", "lookup", "value", "rows"),
+    [(1, 0, 1, -1, 10), (3, 1, 0, 20, 20), (0, 1, 1, -(2**63), 20), (2, 0, 0, 2**62, 10)],
+)
+def test_index_outside_its_table_is_named_whether_negative_or_too_large(
+    item: int, table: int, lookup: int, value: int, rows: int
+) -> None:
+    dense, sparse = make_arrays(4)
+    sparse[item, table, lookup] = value
+    body, length = binary_body(dense, sparse)
+    header, binary = split_body(body, length)
+    with pytest.raises(InvalidInputError) as error:
+        decode_query(header, binary, SPEC, 16)
+    assert str(error.value) == (
+        f"sparse_indices[{item}, {table}, {lookup}] = {value} is out of range for table "
+        f"{table} with {rows} rows"
+    )
+
+
+def test_indices_at_both_ends_of_every_table_are_accepted() -> None:
+    dense, sparse = make_arrays(2)
+    sparse[0, :, :] = 0
+    sparse[1, 0, :], sparse[1, 1, :] = 9, 19
+    body, length = binary_body(dense, sparse)
+    header, binary = split_body(body, length)
+    np.testing.assert_array_equal(decode_query(header, binary, SPEC, 16).sparse, sparse)

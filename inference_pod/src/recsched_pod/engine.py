@@ -30,6 +30,7 @@ from recsched_pod.errors import UnavailableError
 from recsched_pod.gpu_emulation import GpuLatencyProfile, VirtualGpu
 from recsched_pod.metrics import PodMetrics
 from recsched_pod.models import RecommendationModel
+from recsched_pod.serving_graph import Scorer
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +65,11 @@ class _Request:
 
 
 class WorkerPool:
-    """A resizable pool of model worker threads behind one bounded FIFO."""
+    """A resizable pool of model worker threads behind one bounded FIFO.
+
+    Workers call `scorer` (default: the model itself), normally its TorchScript trace
+    (`serving_graph`), which runs a whole request without the GIL.
+    """
 
     def __init__(
         self,
@@ -76,8 +81,10 @@ class WorkerPool:
         retry_after_ms: int,
         clock: Clock = time.perf_counter,
         emulation: GpuLatencyProfile | None = None,
+        scorer: Scorer | None = None,
     ) -> None:
         self._model = model
+        self._scorer: Scorer = model if scorer is None else scorer
         self._emulation = emulation
         self._virtual_gpu = VirtualGpu()
         self._device = device
@@ -196,7 +203,7 @@ class WorkerPool:
                 if dense is not None:
                     dense = self._to_device(dense[request.start : request.stop])
                 sparse = self._to_device(query.sparse[request.start : request.stop])
-                scores = self._model(dense, sparse)
+                scores = self._scorer(dense, sparse)
                 query.scores[request.start : request.stop] = scores.cpu().numpy()
         except Exception as failure:  # a model bug must fail the query, not kill the worker
             logger.exception("model failed on a request of %d items", request.stop - request.start)

@@ -40,6 +40,7 @@ from recsched_pod.metrics import PodMetrics
 from recsched_pod.models import RecommendationModel, build_model, model_spec, random_query
 from recsched_pod.models.spec import ModelInputSpec
 from recsched_pod.protocol import HEADER_LENGTH, decode_query, encode_response, split_body
+from recsched_pod.serving_graph import ServingGraph, serving_graph
 from recsched_pod.settings import PodSettings
 
 logger = logging.getLogger(__name__)
@@ -63,6 +64,7 @@ class PodRuntime:
     body_limit_bytes: int
     pool: WorkerPool | None = None
     model: RecommendationModel | None = None
+    graph: ServingGraph | None = None
     emulation: GpuLatencyProfile | None = None
     ready: bool = False
     background: list[asyncio.Task[None]] = field(default_factory=list)
@@ -109,6 +111,7 @@ def _load_and_warm(runtime: PodRuntime, factory: ModelFactory) -> None:
     configure_process_threads(settings.gil_switch_interval_s)
     started_s = time.perf_counter()
     model = factory(settings).to(runtime.device).eval()
+    graph = serving_graph(model, runtime.device, settings.graph_mode, settings.seed)
     generator = torch.Generator().manual_seed(settings.seed)
     rounds = max(settings.warmup_rounds, 3 if settings.device == "emulated" else 0)
     cpu_latency_s: dict[int, float] = {}
@@ -120,7 +123,7 @@ def _load_and_warm(runtime: PodRuntime, factory: ModelFactory) -> None:
             timings = []
             for _ in range(rounds):
                 round_started_s = time.perf_counter()
-                model(dense, sparse).cpu()
+                graph.scorer(dense, sparse).cpu()
                 timings.append(time.perf_counter() - round_started_s)
             if timings:
                 cpu_latency_s[items] = sorted(timings)[len(timings) // 2]
@@ -147,13 +150,15 @@ def _load_and_warm(runtime: PodRuntime, factory: ModelFactory) -> None:
                 )
             ),
         )
-    runtime.model = model
+    runtime.model, runtime.graph = model, graph
     logger.info(
-        "model %s scale %g loaded and warmed on device=%s in %.1f s",
+        "model %s scale %g loaded and warmed on device=%s in %.1f s, graph %s (%s)",
         settings.model,
         settings.scale,
         settings.device,
         time.perf_counter() - started_s,
+        graph.mode,
+        graph.reason,
     )
 
 
@@ -187,7 +192,7 @@ def create_app(
         except Exception:
             logger.exception("model %s failed to load; the pod stays not ready", settings.model)
             return
-        assert runtime.model is not None
+        assert runtime.model is not None and runtime.graph is not None
         runtime.pool = WorkerPool(
             runtime.model,
             runtime.device,
@@ -196,6 +201,7 @@ def create_app(
             max_queue_requests=settings.max_queue_requests,
             retry_after_ms=settings.retry_after_ms,
             emulation=runtime.emulation,
+            scorer=runtime.graph.scorer,
         )
         runtime.ready = True
 

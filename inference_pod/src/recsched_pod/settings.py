@@ -16,6 +16,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 Role = Literal["pod", "router"]
 Device = Literal["cpu", "cuda", "emulated"]
 Pool = Literal["cpu", "gpu", "router"]
+GraphMode = Literal["traced", "eager"]
 
 
 def usable_cores() -> int:
@@ -88,6 +89,11 @@ class PodSettings(BaseSettings):
     )
     retry_after_ms: int = Field(default=100, ge=1, description="Hint sent with 503 responses.")
     warmup_rounds: int = Field(default=2, ge=0, description="Forward passes before ready.")
+    graph_mode: GraphMode = Field(
+        default="traced",
+        description="traced: workers run the model's TorchScript trace, which holds no GIL "
+        "during a request (used only after it matched the eager scores); eager: the nn.Module.",
+    )
     gil_switch_interval_s: float = Field(
         default=0.0005,
         gt=0,
