@@ -5,6 +5,10 @@ One CPU pod process and one router process on loopback; an open-loop client send
 "direct to the pod" and "through the router" so machine noise hits both alike. CPU per query is
 read from /proc for the pod and the router processes. Writes `docs/benchmarks/router.md`.
 Run: `.venv/bin/python bench/router_overhead.py [--qps 200] [--seconds 15] [--rounds 2]`.
+
+The router runs under uvicorn with the router's own HTTP protocol (`recsched_pod.router_http`,
+`--router-http router`, the default) or uvicorn's stock one (`--router-http uvicorn`), so the two
+can be compared on the same machine.
 """
 
 from __future__ import annotations
@@ -38,9 +42,20 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
-def start(args: list[str]) -> subprocess.Popen[bytes]:
+# `recsched-pod` with uvicorn's `http=` option set: the CLI's own flags, settings and app.
+STOCK_UVICORN_LAUNCHER = """
+import sys, uvicorn
+from recsched_pod.app_factory import create_role_app
+from recsched_pod.cli import settings_from_args
+settings, level = settings_from_args(sys.argv[1:])
+uvicorn.run(create_role_app(settings), host=settings.host, port=settings.port,
+            log_level=level.lower(), access_log=False, http="auto")
+"""
+
+
+def start(args: list[str], launcher: list[str] | None = None) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "recsched_pod", *args, "--log-level", "warning"],
+        [sys.executable, *(launcher or ["-m", "recsched_pod"]), *args, "--log-level", "warning"],
         stdout=subprocess.DEVNULL,
     )
 
@@ -132,8 +147,10 @@ def main() -> int:
     parser.add_argument("--items", type=int, default=64)
     parser.add_argument("--seconds", type=float, default=15)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--router-http", choices=["router", "uvicorn"], default="router")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks" / "router.md")
     args = parser.parse_args()
+    load_before = os.getloadavg()[0]
     pod_port, router_port = free_port(), free_port()
     config = Path(tempfile.mkdtemp()) / "config.json"
     config.write_text(
@@ -156,7 +173,8 @@ def main() -> int:
             str(config),
             "--cpu-endpoints",
             f"127.0.0.1:{pod_port}",
-        ]
+        ],
+        ["-c", STOCK_UVICORN_LAUNCHER] if args.router_http == "uvicorn" else None,
     )
     pod_url, router_url = f"http://127.0.0.1:{pod_port}", f"http://127.0.0.1:{router_port}"
     results: dict[str, list[dict[str, float]]] = {"direct": [], "router": []}
@@ -187,6 +205,7 @@ def main() -> int:
         for process in (router, pod):
             process.terminate()
             process.wait(timeout=30)
+    load_after = os.getloadavg()[0]
 
     def mean(mode: str, key: str) -> float:
         return statistics.fmean(row[key] for row in results[mode])
@@ -203,7 +222,8 @@ def main() -> int:
         f"RMC1 scale 0.01, queries of {args.items} items (binary protocol, "
         f"{args.items * 5632 // 1024} KiB each), Poisson arrivals at {args.qps:g} QPS, one pod "
         f"with 2 workers and B = 64; {args.rounds} rounds of {args.seconds:g} s per path, "
-        "alternating.",
+        f"alternating. Router HTTP protocol: `{args.router_http}`. 1-minute load average "
+        f"{load_before:.2f} before, {load_after:.2f} after.",
         "",
         "| path | round | queries | p50 ms | p95 ms | pod CPU ms/query | router CPU ms/query |",
         "|---|---|---|---|---|---|---|",
@@ -219,7 +239,9 @@ def main() -> int:
         "",
         f"Added p50: **{added_p50:+.2f} ms** (floor: <= 1 ms). CPU per query, pod + "
         f"router vs pod alone: **{routed_cpu:.2f} vs {direct_cpu:.2f} ms = "
-        f"{routed_cpu / direct_cpu:.2f}x** (floor: <= 1.10x).",
+        f"{routed_cpu / direct_cpu:.2f}x** (floor: <= 1.10x). The router's own CPU: "
+        f"{mean('router', 'router_cpu_ms_per_query'):.2f} ms/query = "
+        f"{mean('router', 'router_cpu_ms_per_query') / direct_cpu:.0%} of the pod's.",
         "",
     ]
     args.out.write_text("\n".join(lines), encoding="utf-8")

@@ -15,8 +15,8 @@ import pytest
 
 from recsched_pod.router import create_router_app
 from recsched_pod.server import create_app
-from support.asgi_server import free_port, serve_app
-from support.pod_fixtures import TOKEN, pod_settings, rmc1_arrays, rmc1_query
+from support.asgi_server import free_port, serve_app, serve_router
+from support.pod_fixtures import TOKEN, binary_body, pod_settings, rmc1_arrays, rmc1_query
 
 THRESHOLD = 50
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -66,7 +66,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
             gpu_endpoints=gpu_url.removeprefix("http://"),
             health_check_s=0.1,
         )
-        with serve_app(create_router_app(router), "/v2/health/ready") as router_url:
+        with serve_router(create_router_app(router)) as router_url:
             yield Cluster(router_url, cpu_url, gpu_url)
 
 
@@ -201,10 +201,30 @@ def test_gpu_pool_down_falls_back_to_the_cpu_pool(tmp_path: Path) -> None:
             cpu_endpoints=cpu_url.removeprefix("http://"),
             gpu_endpoints=f"127.0.0.1:{free_port()}",
         )
-        with serve_app(create_router_app(router), "/v2/health/ready") as router_url:
+        with serve_router(create_router_app(router)) as router_url:
             set_threshold(router_url, 8)
             before = metric(router_url, "recsched_router_fallbacks_total")
             response = httpx.post(router_url + "/v2/models/rmc1/infer", json=query(30))
             assert response.status_code == 200
             assert metric(router_url, "recsched_router_fallbacks_total") == before + 1
             assert routed(router_url)["cpu"] >= 1
+
+
+def test_router_app_also_serves_under_uvicorn_s_own_protocol(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    # `recsched-pod --role router` runs uvicorn's stock protocol until the CLI selects
+    # `router_http` (docs/benchmarks/router.md): the app must be right under both.
+    router = pod_settings(
+        tmp_path,
+        role="router",
+        config_path=None,
+        health_check_s=0.1,
+        cpu_endpoints=cluster.cpu_pod.removeprefix("http://"),
+    )
+    body, headers = binary_body(*rmc1_arrays(5, seed=2))
+    with serve_app(create_router_app(router), "/v2/health/ready") as router_url:
+        via_router = httpx.post(router_url + "/v2/models/rmc1/infer", content=body, headers=headers)
+    direct = httpx.post(cluster.cpu_pod + "/v2/models/rmc1/infer", content=body, headers=headers)
+    assert via_router.status_code == 200
+    assert via_router.content == direct.content

@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from recsched_pod.router import create_router_app
-from support.asgi_server import free_port, serve_app
+from support.asgi_server import free_port, serve_router
 from support.pod_fixtures import pod_settings, rmc1_query
 
 pytestmark = pytest.mark.slow
@@ -84,7 +84,7 @@ def test_killed_endpoint_under_load_loses_no_query(
     body = rmc1_query(64)
     statuses: list[int] = []
     lock = threading.Lock()
-    with serve_app(create_router_app(router), "/v2/health/ready") as router_url:
+    with serve_router(create_router_app(router)) as router_url:
         time.sleep(0.5)  # both endpoints pass a readiness check
 
         def client(count: int) -> None:

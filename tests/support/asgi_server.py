@@ -20,10 +20,15 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def serve_app(app: Any, ready_path: str | None = None, timeout_s: float = 60.0) -> Iterator[str]:
-    """Yield the base URL of `app` served on 127.0.0.1; waits for `ready_path` to answer 200."""
+def serve_app(
+    app: Any, ready_path: str | None = None, timeout_s: float = 60.0, http: Any = "auto"
+) -> Iterator[str]:
+    """Yield the base URL of `app` served on 127.0.0.1; waits for `ready_path` to answer 200.
+    `http` is uvicorn's protocol option (a name or a protocol class)."""
     port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, http=http, log_level="warning", access_log=False
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
     thread.start()
@@ -47,3 +52,12 @@ def serve_app(app: Any, ready_path: str | None = None, timeout_s: float = 60.0) 
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+def serve_router(
+    app: Any, ready_path: str = "/v2/health/ready"
+) -> contextlib.AbstractContextManager[str]:
+    """Serve a router app the way `recsched-pod --role router` does: with `RouterHttpProtocol`."""
+    from recsched_pod.router_http import RouterHttpProtocol
+
+    return serve_app(app, ready_path, http=RouterHttpProtocol)

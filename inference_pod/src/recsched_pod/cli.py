@@ -33,6 +33,11 @@ def build_parser() -> argparse.ArgumentParser:
     add("--workers", type=int, help="model worker threads when no --config gives them")
     add("--batch-size", type=int, help="items per request when no --config gives it")
     add("--device", choices=["cpu", "cuda", "emulated"], help="where the model runs")
+    add(
+        "--graph-mode",
+        choices=["traced", "eager"],
+        help="traced (default): TorchScript trace, no GIL per request; eager: the module",
+    )
     add("--max-query-items", type=int, help="queries above this get 413 (default 1024)")
     add("--max-queue-requests", type=int, help="queued requests before 503 (default 4096)")
     add("--recmodel", help="RecModel name for metric labels")
@@ -73,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     import uvicorn  # imported late: --help and setting errors stay fast
 
-    from recsched_pod.app_factory import create_role_app
+    from recsched_pod.app_factory import create_role_app, http_protocol_for
 
     try:
         app = create_role_app(settings)
@@ -82,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     uvicorn.run(
         app,
+        http=http_protocol_for(settings),
         host=settings.host,
         port=settings.port,
         log_level=log_level.lower(),

@@ -8,8 +8,15 @@ errors, such as an index out of range, come back from the pod itself).
 Within a pool, the endpoint with the fewest queries outstanding gets the query. A failed
 connection (refused, reset, or closed before any response) is retried once on another endpoint:
 scoring has no side effects, and a pod that dropped the connection did not deliver its work. A
-timeout or any HTTP answer is never retried, except a 503, which a pod sends before starting work.
-With no ready GPU endpoint, GPU-bound queries fall back to the CPU pool (counted).
+timeout, an answer cut off part-way, or any HTTP answer is never retried, except a 503, which a pod
+sends before starting work. With no ready GPU endpoint, GPU-bound queries fall back to the CPU
+pool (counted).
+
+CPU per query is this component's budget (docs/benchmarks/router.md), so the infer path is lean
+end to end: served with uvicorn's `http=RouterHttpProtocol` (`router_http`), the body lands in one
+buffer; `router_infer` checks the header without copying the body, and `upstream_client` forwards
+it over kept-alive connections. Everything else (health, metadata, /metrics, /admin) is the
+FastAPI app. The app is plain ASGI and also runs under uvicorn's stock protocols, only slower.
 """
 
 from __future__ import annotations
@@ -23,9 +30,9 @@ from dataclasses import dataclass, field
 
 import aiohttp
 from fastapi import FastAPI, Request
-from prometheus_client import generate_latest
+from prometheus_client import Gauge, generate_latest
 from starlette.responses import Response
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from recsched_pod import __version__
 from recsched_pod.config_document import ConfigDocument
@@ -37,20 +44,18 @@ from recsched_pod.errors import (
     error_response,
 )
 from recsched_pod.http_shell import (
-    InferHandler,
     add_admin_routes,
     add_oip_routes,
     check_model_name,
+    infer_model_name,
     max_body_bytes,
-    read_body,
     reject_reason,
-    with_infer_fast_path,
 )
 from recsched_pod.live_config import LiveConfig, watch_config_file
 from recsched_pod.metrics import RouterMetrics
 from recsched_pod.models import model_spec
 from recsched_pod.models.spec import ModelInputSpec
-from recsched_pod.protocol import HEADER_LENGTH, check_header, split_body
+from recsched_pod.protocol import HEADER_LENGTH
 from recsched_pod.router_endpoints import (
     EndpointSourceError,
     PoolEndpoints,
@@ -58,17 +63,32 @@ from recsched_pod.router_endpoints import (
     read_endpoints_file,
     resolve_dns,
 )
+from recsched_pod.router_infer import (
+    HEADER_BYTES,
+    InferEndpoint,
+    QuerySizes,
+    receive_body,
+    send_upstream_response,
+)
 from recsched_pod.server import initial_config
 from recsched_pod.settings import PodSettings
+from recsched_pod.upstream_client import (
+    KEEPALIVE_S,
+    BodyPart,
+    UpstreamBrokenError,
+    UpstreamConnectError,
+    UpstreamPool,
+    UpstreamResponse,
+)
 
 logger = logging.getLogger(__name__)
 
-_FORWARDED_REQUEST_HEADERS = ("content-type", HEADER_LENGTH)
-_RETURNED_RESPONSE_HEADERS = ("content-type", HEADER_LENGTH, "retry-after", "retry-after-ms")
-_RETRYABLE_CONNECTION_ERRORS = (
-    aiohttp.ClientConnectorError,
-    aiohttp.ServerDisconnectedError,
-    aiohttp.ClientOSError,
+_FORWARDED_REQUEST_HEADERS = frozenset((b"content-type", HEADER_LENGTH.encode()))
+_RETURNED_RESPONSE_HEADERS = (
+    b"content-type",
+    HEADER_LENGTH.encode(),
+    b"retry-after",
+    b"retry-after-ms",
 )
 
 
@@ -82,7 +102,9 @@ class RouterRuntime:
     pools: dict[str, PoolEndpoints] = field(
         default_factory=lambda: {"cpu": PoolEndpoints("cpu"), "gpu": PoolEndpoints("gpu")}
     )
-    session: aiohttp.ClientSession | None = None
+    session: aiohttp.ClientSession | None = None  # readiness probes only
+    upstreams: dict[str, UpstreamPool] = field(default_factory=dict)  # by endpoint address
+    _in_flight: dict[str, Gauge] = field(default_factory=dict)  # labelled once: 10 us a lookup
 
     @property
     def ready(self) -> bool:
@@ -96,46 +118,57 @@ class RouterRuntime:
             return "cpu"
         return "gpu"
 
+    def upstream(self, address: str) -> UpstreamPool:
+        upstream = self.upstreams.get(address)
+        if upstream is None:
+            host, _, port = address.rpartition(":")
+            upstream = UpstreamPool(host.strip("[]"), int(port), _RETURNED_RESPONSE_HEADERS)
+            self.upstreams[address] = upstream
+        return upstream
+
+    def forget_removed_upstreams(self) -> None:
+        """Close the kept-alive connections of endpoints no pool lists any more."""
+        known = {address for pool in self.pools.values() for address in pool.endpoints}
+        for address in [address for address in self.upstreams if address not in known]:
+            self.upstreams.pop(address).close()
+
     async def forward(
-        self, pool_name: str, path: str, body: bytes | bytearray, headers: dict[str, str]
-    ) -> tuple[int, bytes, dict[str, str]]:
+        self,
+        pool_name: str,
+        path: bytes,
+        headers: list[tuple[bytes, bytes]],
+        body_parts: list[BodyPart],
+    ) -> UpstreamResponse:
         """Send the query to one endpoint of the pool, retrying once where that is safe."""
-        assert self.session is not None
         pool = self.pools[pool_name]
         tried: set[str] = set()
         last_error = f"no ready endpoint in the {pool_name} pool"
-        refusal: tuple[int, bytes, dict[str, str]] | None = None
+        refusal: UpstreamResponse | None = None
         for _attempt in range(2):
             endpoint = pool.pick(exclude=tried)
             if endpoint is None:
                 break
             tried.add(endpoint.address)
             endpoint.outstanding += 1
-            in_flight = self.metrics.in_flight(pool_name)
+            in_flight = self._in_flight.get(pool_name)
+            if in_flight is None:
+                in_flight = self._in_flight[pool_name] = self.metrics.in_flight(pool_name)
             in_flight.inc()
             try:
-                async with self.session.post(
-                    endpoint.url + path, data=body, headers=headers
-                ) as response:
-                    content = await response.read()
-                    returned = {
-                        name: response.headers[name]
-                        for name in _RETURNED_RESPONSE_HEADERS
-                        if name in response.headers
-                    }
-                    if response.status == 503:  # refused before any work: try another endpoint
-                        self.metrics.upstream_error(pool_name, "503")
-                        last_error = f"{endpoint.address} answered 503"
-                        refusal = (response.status, content, returned)
-                        continue
-                    if response.status >= 500:
-                        self.metrics.upstream_error(pool_name, "5xx")
-                    return response.status, content, returned
-            except _RETRYABLE_CONNECTION_ERRORS as error:
+                response = await self.upstream(endpoint.address).post(
+                    path, headers, body_parts, self.settings.upstream_timeout_s
+                )
+            except UpstreamConnectError as error:
                 endpoint.ready = False  # until its next good readiness check
                 self.metrics.upstream_error(pool_name, "connect")
-                last_error = f"{endpoint.address}: {error.__class__.__name__}"
+                last_error = f"{endpoint.address}: {error}"
                 logger.warning("upstream %s (%s) failed: %s", endpoint.address, pool_name, error)
+                continue
+            except UpstreamBrokenError as error:
+                # The pod had started answering: it may have done the work; never retried.
+                endpoint.ready = False
+                self.metrics.upstream_error(pool_name, "disconnect")
+                raise UpstreamError(f"query not served: {endpoint.address}: {error}") from error
             except TimeoutError as error:
                 self.metrics.upstream_error(pool_name, "timeout")
                 raise UpstreamTimeoutError(
@@ -145,6 +178,14 @@ class RouterRuntime:
             finally:
                 endpoint.outstanding -= 1
                 in_flight.dec()
+            if response.status == 503:  # refused before any work: try another endpoint
+                self.metrics.upstream_error(pool_name, "503")
+                last_error = f"{endpoint.address} answered 503"
+                refusal = response
+                continue
+            if response.status >= 500:
+                self.metrics.upstream_error(pool_name, "5xx")
+            return response
         if refusal is not None:
             return refusal  # every endpoint tried answered 503: pass the last one on
         raise UpstreamError(f"query not served: {last_error}")
@@ -170,10 +211,9 @@ def create_router_app(settings: PodSettings) -> ASGIApp:
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        timeout = aiohttp.ClientTimeout(total=settings.upstream_timeout_s)
-        # Below uvicorn's 5 s keep-alive, so the router never writes on a connection a pod closes.
-        connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=4)
-        runtime.session = aiohttp.ClientSession(timeout=timeout, connector=connector)
+        runtime.session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=KEEPALIVE_S)
+        )
         tasks = [
             asyncio.create_task(_refresh_endpoints(runtime)),
             asyncio.create_task(_check_health(runtime)),
@@ -189,6 +229,8 @@ def create_router_app(settings: PodSettings) -> ASGIApp:
         finally:
             for task in tasks:
                 task.cancel()
+            for upstream in runtime.upstreams.values():
+                upstream.close()
             await runtime.session.close()
 
     app = FastAPI(title="recsched-router", version=__version__, lifespan=lifespan)
@@ -206,15 +248,27 @@ def create_router_app(settings: PodSettings) -> ASGIApp:
         is_ready=lambda: runtime.ready,
         metrics_text=lambda: generate_latest(runtime.metrics.registry),
     )
-    infer = _infer_handler(runtime)
     add_admin_routes(app, runtime.live, settings.admin_token)
-    return with_infer_fast_path(app, infer)
+    infer = _infer_endpoint(runtime)
+
+    async def asgi(scope: Scope, receive: Receive, send: Send) -> None:
+        # The infer path skips FastAPI: its routing and Request objects cost more CPU per query
+        # than the forwarding itself (docs/benchmarks/router.md).
+        if scope["type"] == "http" and scope["method"] == "POST":
+            name = infer_model_name(scope["path"])
+            if name is not None:
+                await infer(name, scope, receive, send)
+                return
+        await app(scope, receive, send)
+
+    return asgi
 
 
-def _infer_handler(runtime: RouterRuntime) -> InferHandler:
+def _infer_endpoint(runtime: RouterRuntime) -> InferEndpoint:
     settings = runtime.settings
+    query_sizes = QuerySizes(runtime.spec, settings.max_query_items)
 
-    async def infer(name: str, request: Request) -> Response:
+    async def infer(name: str, scope: Scope, receive: Receive, send: Send) -> None:
         arrival_s = time.perf_counter()
         try:
             check_model_name(name, settings)
@@ -222,23 +276,29 @@ def _infer_handler(runtime: RouterRuntime) -> InferHandler:
                 raise UnavailableError(
                     "no ready CPU pool endpoint", settings.retry_after_ms, reason="not_ready"
                 )
-            body = await read_body(request, runtime.body_limit_bytes)
-            header, binary_part = split_body(body, request.headers.get(HEADER_LENGTH))
-            checked = check_header(header, len(binary_part), runtime.spec, settings.max_query_items)
-            runtime.metrics.query_items.observe(checked.items)
-            pool = runtime.choose_pool(checked.items)
-            headers = {
-                header_name: request.headers[header_name]
-                for header_name in _FORWARDED_REQUEST_HEADERS
-                if header_name in request.headers
-            }
-            status, content, returned = await runtime.forward(pool, request.url.path, body, headers)
+            request_headers = dict(scope["headers"])
+            body = await receive_body(
+                receive, request_headers.get(b"content-length"), runtime.body_limit_bytes
+            )
+            if body is None:
+                return  # the client went away: nobody to answer
+            items = query_sizes.items(body, request_headers.get(HEADER_BYTES))
+            runtime.metrics.query_items.observe(items)
+            pool = runtime.choose_pool(items)
+            forwarded = [
+                (header_name, value)
+                for header_name, value in request_headers.items()
+                if header_name in _FORWARDED_REQUEST_HEADERS
+            ]
+            path = scope.get("raw_path") or scope["path"].encode()
+            response = await runtime.forward(pool, path, forwarded, body.parts)
         except PodError as error:
             runtime.metrics.reject(reject_reason(error))
-            raise
-        if status == 200:
+            await error_response(error)(scope, receive, send)
+            return
+        if response.status == 200:
             runtime.metrics.routed(pool, time.perf_counter() - arrival_s)
-        return Response(content, status_code=status, headers=returned)
+        await send_upstream_response(send, response)
 
     return infer
 
@@ -280,6 +340,7 @@ async def _refresh_endpoints(runtime: RouterRuntime) -> None:
                     runtime.pools[pool].replace(addresses)
             except EndpointSourceError as error:
                 logger.warning("endpoints file change skipped: %s", error)
+        runtime.forget_removed_upstreams()
         await asyncio.sleep(settings.endpoint_refresh_s)
 
 

@@ -1,0 +1,189 @@
+"""The router's HTTP/1.1 protocol serving small ASGI apps on loopback: whole bodies in one
+message, kept-alive and pipelined requests, interim 100s, refusals, and buffer reuse that never
+overwrites a body the app kept."""
+
+from __future__ import annotations
+
+import hashlib
+import socket
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from support.asgi_server import serve_router
+
+pytestmark = pytest.mark.timeout(60)
+INTERIM_100 = b"HTTP/1.1 100 Continue\r\n\r\n"
+
+
+class EchoApp:
+    """Answers with the body's length and SHA-256 and how many messages it came in; keeps every
+    body it was given, to show that later requests never overwrite them."""
+
+    def __init__(self) -> None:
+        self.kept: list[Any] = []
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            for reply in ("lifespan.startup.complete", "lifespan.shutdown.complete"):
+                await receive()
+                await send({"type": reply})
+            return
+        if scope["path"] == "/boom":
+            raise RuntimeError("app failure")
+        messages, body = 0, b""
+        while True:
+            message = await receive()
+            messages += 1
+            body += bytes(message.get("body", b""))
+            if scope["path"] == "/keep":
+                self.kept.append(message["body"])
+            if not message.get("more_body", False):
+                break
+        text = f"{scope['method']} {len(body)} {hashlib.sha256(body).hexdigest()} {messages}"
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"text/plain")],
+            }
+        )
+        await send({"type": "http.response.body", "body": text.encode()})
+
+
+@pytest.fixture(scope="module")
+def echo() -> Iterator[tuple[str, EchoApp]]:
+    app = EchoApp()
+    with serve_router(app, ready_path="/ready") as url:
+        yield url, app
+
+
+def raw_exchange(url: str, request: bytes, answers: int = 1) -> bytes:
+    """Send raw bytes on one connection and read until `answers` complete responses arrived."""
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as connection:
+        connection.sendall(request)
+        received = b""
+        while not _complete(received.replace(INTERIM_100, b""), answers):
+            chunk = connection.recv(65536)
+            if not chunk:
+                break
+            received += chunk
+        return received
+
+
+def _complete(received: bytes, answers: int) -> bool:
+    """Whether `answers` final responses arrived, the last with all its Content-Length body."""
+    if received.count(b"HTTP/1.1 ") < answers:
+        return False
+    last = received.rsplit(b"HTTP/1.1 ", 1)[1]
+    head, separator, body = last.partition(b"\r\n\r\n")
+    if not separator:
+        return False
+    length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+    return len(body) >= length
+
+
+def test_large_body_arrives_whole_in_one_message(echo: tuple[str, EchoApp]) -> None:
+    url, _ = echo
+    body = bytes(range(256)) * 4096  # 1 MiB, far more than one read
+    response = httpx.post(url + "/echo", content=body)
+    assert response.text == f"POST {len(body)} {hashlib.sha256(body).hexdigest()} 1"
+    assert response.headers["content-length"] == str(len(response.content))
+
+
+def test_chunked_body_is_reassembled(echo: tuple[str, EchoApp]) -> None:
+    url, _ = echo
+    response = httpx.post(url + "/echo", content=iter([b"abc", b"defg"]))
+    assert response.text == f"POST 7 {hashlib.sha256(b'abcdefg').hexdigest()} 1"
+
+
+def test_kept_alive_connection_serves_requests_in_turn(echo: tuple[str, EchoApp]) -> None:
+    url, _ = echo
+    with httpx.Client() as client:
+        texts = [client.post(url + "/echo", content=b"x" * size).text for size in (10, 500_000, 3)]
+    assert [text.split()[1] for text in texts] == ["10", "500000", "3"]
+
+
+def test_pipelined_requests_are_answered_in_order(echo: tuple[str, EchoApp]) -> None:
+    url, _ = echo
+    request = b"POST /echo HTTP/1.1\r\nhost: x\r\ncontent-length: %d\r\n\r\n%s"
+    raw = raw_exchange(url, request % (2, b"ab") + request % (4, b"abcd"), answers=2)
+    bodies = [part.split(b"\r\n\r\n", 1)[1] for part in raw.split(b"HTTP/1.1 200 OK")[1:]]
+    assert [body.split()[1] for body in bodies] == [b"2", b"4"]
+
+
+def test_expect_100_continue_gets_an_interim_answer(echo: tuple[str, EchoApp]) -> None:
+    url, _ = echo
+    request = b"POST /echo HTTP/1.1\r\nhost: x\r\nexpect: 100-continue\r\ncontent-length: 3\r\n\r\n"
+    raw = raw_exchange(url, request + b"abc")
+    assert raw.startswith(INTERIM_100 + b"HTTP/1.1 200 OK")
+
+
+def test_http_1_0_request_gets_its_answer_and_the_connection_closes(
+    echo: tuple[str, EchoApp],
+) -> None:
+    url, _ = echo
+    raw = raw_exchange(url, b"GET /echo HTTP/1.0\r\n\r\n")
+    assert raw.startswith(b"HTTP/1.1 200 OK") and b"connection: close" in raw
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "status"),
+    [
+        (b"NOT HTTP AT ALL\r\n\r\n", b"400"),
+        (b"GET / HTTP/1.1\r\nx-big: " + b"a" * 70_000 + b"\r\n\r\n", b"431"),
+        (b"POST / HTTP/1.1\r\ncontent-length: 999999999999\r\n\r\n", b"413"),
+    ],
+)
+def test_bad_requests_are_refused_and_the_connection_closed(
+    echo: tuple[str, EchoApp], request_bytes: bytes, status: bytes
+) -> None:
+    url, _ = echo
+    raw = raw_exchange(url, request_bytes)
+    assert raw.startswith(b"HTTP/1.1 " + status) and b"connection: close" in raw
+
+
+def test_app_exception_is_a_500_and_the_server_keeps_serving(echo: tuple[str, EchoApp]) -> None:
+    url, _ = echo
+    assert httpx.get(url + "/boom").status_code == 500
+    assert httpx.get(url + "/echo").status_code == 200
+
+
+def test_body_the_app_kept_is_never_overwritten_by_the_next_request(
+    echo: tuple[str, EchoApp],
+) -> None:
+    url, app = echo
+    with httpx.Client() as client:  # one connection: the buffer reuse would apply
+        for fill in (b"a", b"b", b"c"):
+            assert client.post(url + "/keep", content=fill * 100_000).is_success
+    assert [bytes(body[:1]) + bytes(body[-1:]) for body in app.kept[-3:]] == [
+        b"aa",
+        b"bb",
+        b"cc",
+    ]
+
+
+def test_router_refuses_a_body_above_its_limit_before_reading_it_in_the_pods_words(
+    tmp_path: Any,
+) -> None:
+    import orjson
+
+    from recsched_pod.app_factory import http_protocol_for
+    from recsched_pod.http_shell import max_body_bytes
+    from recsched_pod.models import model_spec
+    from support.asgi_server import serve_app
+    from support.pod_fixtures import pod_settings
+
+    settings = pod_settings(tmp_path, role="router", cpu_endpoints="127.0.0.1:9")
+    limit = max_body_bytes(model_spec("rmc1", scale=settings.scale), settings.max_query_items)
+    with serve_app(EchoApp(), "/ready", http=http_protocol_for(settings)) as url:
+        # No body follows: the refusal must come from the declared length alone.
+        raw = raw_exchange(url, b"POST /echo HTTP/1.1\r\ncontent-length: %d\r\n\r\n" % (limit + 1))
+    head, _, body = raw.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 413") and b"application/json" in head
+    assert orjson.loads(body) == {
+        "error": f"body of {limit + 1} bytes exceeds the limit of {limit}"
+    }

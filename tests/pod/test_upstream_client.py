@@ -1,0 +1,213 @@
+"""The router's upstream client against scripted loopback servers: kept-alive connections,
+Content-Length and chunked answers, and which failures it reports as safe to retry elsewhere."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+import pytest
+
+from recsched_pod.upstream_client import (
+    UpstreamBrokenError,
+    UpstreamConnectError,
+    UpstreamPool,
+)
+from support.asgi_server import free_port
+
+pytestmark = pytest.mark.timeout(20)
+
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+KEEP = (b"content-type", b"inference-header-content-length")
+BODY = bytes(range(256)) * 1000  # 256,000 bytes: many TCP segments
+
+
+async def read_request(reader: asyncio.StreamReader) -> tuple[bytes, bytes]:
+    """The request head and its Content-Length body."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n"):
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value)
+    return head, await reader.readexactly(length)
+
+
+@asynccontextmanager
+async def scripted_server(handler: Handler) -> AsyncIterator[tuple[int, list[int]]]:
+    """A loopback server running `handler` per connection; yields its port and a list that
+    gets one entry per accepted connection."""
+    connections: list[int] = []
+
+    async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connections.append(1)
+        try:
+            await handler(reader, writer)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(accept, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    async with server:
+        yield port, connections
+
+
+def answer(body: bytes, extra: bytes = b"") -> bytes:
+    return (
+        b"HTTP/1.1 200 OK\r\ncontent-type: application/octet-stream\r\nx-other: dropped\r\n"
+        + extra
+        + b"content-length: %d\r\n\r\n" % len(body)
+        + body
+    )
+
+
+async def echo_forever(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Answers each request with its own body, in pieces, on one kept-alive connection."""
+    while True:
+        _, body = await read_request(reader)
+        response = answer(body, b"inference-header-content-length: 7\r\n")
+        for start in range(0, len(response), 70_000):
+            writer.write(response[start : start + 70_000])
+            await writer.drain()
+
+
+async def test_requests_reuse_one_kept_alive_connection() -> None:
+    async with scripted_server(echo_forever) as (port, connections):
+        pool = UpstreamPool("127.0.0.1", port, KEEP)
+        for _ in range(3):
+            response = await pool.post(b"/infer", [], [BODY], timeout_s=5)
+            assert response.status == 200
+        assert len(connections) == 1
+        assert pool.idle_count == 1
+        pool.close()
+
+
+async def test_content_length_answer_is_read_whole_with_only_kept_headers() -> None:
+    async with scripted_server(echo_forever) as (port, _):
+        pool = UpstreamPool("127.0.0.1", port, KEEP)
+        parts = [BODY[:1000], memoryview(BODY)[1000:], bytearray(b"tail")]
+        response = await pool.post(b"/infer", [(b"content-type", b"x")], parts, timeout_s=5)
+        assert bytes(response.body) == BODY + b"tail"
+        assert response.headers == [
+            (b"content-type", b"application/octet-stream"),
+            (b"inference-header-content-length", b"7"),
+        ]
+        pool.close()
+
+
+async def test_chunked_answer_is_reassembled() -> None:
+    async def chunked(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n")
+        writer.write(b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n")
+        await writer.drain()
+        await reader.read()
+
+    async with scripted_server(chunked) as (port, _):
+        pool = UpstreamPool("127.0.0.1", port, KEEP)
+        response = await pool.post(b"/infer", [], [b"q"], timeout_s=5)
+        assert bytes(response.body) == b"hello world"
+        pool.close()
+
+
+async def test_connection_refused_is_a_retryable_connect_error() -> None:
+    pool = UpstreamPool("127.0.0.1", free_port(), KEEP)
+    with pytest.raises(UpstreamConnectError, match=r"connect to 127\.0\.0\.1"):
+        await pool.post(b"/infer", [], [b"q"], timeout_s=5)
+
+
+async def test_close_before_any_answer_byte_is_a_retryable_connect_error() -> None:
+    async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+
+    async with scripted_server(hang_up) as (port, _):
+        pool = UpstreamPool("127.0.0.1", port, KEEP)
+        with pytest.raises(UpstreamConnectError, match="before any response"):
+            await pool.post(b"/infer", [], [b"q"], timeout_s=5)
+        assert pool.idle_count == 0
+
+
+async def test_close_mid_answer_is_a_broken_error_not_a_connect_error() -> None:
+    async def half_answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(answer(b"x" * 100)[:-50])
+        await writer.drain()
+
+    async with scripted_server(half_answer) as (port, connections):
+        pool = UpstreamPool("127.0.0.1", port, KEEP)
+        with pytest.raises(UpstreamBrokenError, match="mid-response"):
+            await pool.post(b"/infer", [], [b"q"], timeout_s=5)
+        assert len(connections) == 1  # not retried on a fresh connection either
+        assert pool.idle_count == 0
+
+
+async def test_no_answer_within_the_timeout_raises_timeout_and_drops_the_connection() -> None:
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        await reader.read()
+
+    async with scripted_server(silent) as (port, _):
+        pool = UpstreamPool("127.0.0.1", port, KEEP)
+        loop = asyncio.get_running_loop()
+        started_s = loop.time()
+        with pytest.raises(TimeoutError):
+            await pool.post(b"/infer", [], [b"q"], timeout_s=0.2)
+        assert 0.15 < loop.time() - started_s < 2
+        assert pool.idle_count == 0
+
+
+async def test_kept_alive_connection_closed_by_the_server_is_replaced_transparently() -> None:
+    async def one_answer_then_close(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        await read_request(reader)
+        writer.write(answer(b"ok"))
+        await writer.drain()
+        # closes after answering, like a pod whose keep-alive ran out
+
+    async with scripted_server(one_answer_then_close) as (port, connections):
+        pool = UpstreamPool("127.0.0.1", port, KEEP)
+        assert bytes((await pool.post(b"/a", [], [b"q"], timeout_s=5)).body) == b"ok"
+        await asyncio.sleep(0.05)  # the close reaches the client while the connection is idle
+        assert bytes((await pool.post(b"/a", [], [b"q"], timeout_s=5)).body) == b"ok"
+        assert len(connections) == 2
+        pool.close()
+
+
+async def test_connection_close_answer_is_not_kept() -> None:
+    async def close_answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(answer(b"ok", b"connection: close\r\n"))
+        await writer.drain()
+        await reader.read()
+
+    async with scripted_server(close_answer) as (port, _):
+        pool = UpstreamPool("127.0.0.1", port, KEEP)
+        assert (await pool.post(b"/a", [], [b"q"], timeout_s=5)).status == 200
+        assert pool.idle_count == 0
+
+
+async def test_reused_connection_dropped_before_answering_is_retried_once_fresh() -> None:
+    served: list[int] = []
+
+    async def drop_second_request(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        first_connection = not served
+        while True:
+            await read_request(reader)
+            if first_connection and served:
+                return  # the pod closed this connection as the request arrived
+            served.append(1)
+            writer.write(answer(b"ok"))
+            await writer.drain()
+
+    async with scripted_server(drop_second_request) as (port, connections):
+        pool = UpstreamPool("127.0.0.1", port, KEEP)
+        for _ in range(2):
+            assert bytes((await pool.post(b"/a", [], [b"q"], timeout_s=5)).body) == b"ok"
+        assert len(connections) == 2 and len(served) == 2
+        pool.close()
