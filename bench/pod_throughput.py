@@ -2,9 +2,13 @@
 
 Writes `docs/benchmarks/pod.json` and `docs/benchmarks/pod.md`. Run: `.venv/bin/python
 bench/pod_throughput.py [--models rmc1,wnd] [--seconds 1.5]`. Raw = a tight in-process loop, one
-thread. Served = one pod process with one worker on loopback, queries of N = B items sent by an
-async client keeping several queries in flight (enough to keep the worker busy), binary protocol
-(and JSON at B = 128). Worker scaling = the in-process worker pool with 1 and 2 workers.
+thread, of the graph the pod serves (the TorchScript trace, `serving_graph`), and of the eager
+module for reference. Served = one pod process with one worker on loopback, queries of N = B items
+sent by an async client keeping several queries in flight (enough to keep the worker busy;
+`--client lean`, the default, is the router's HTTP/1.1 client, `--client aiohttp` the general one),
+binary protocol (and JSON at B = 128); served/raw compares the same graph. Worker scaling = the
+in-process worker pool with 1 and 2 workers. GIL contention = items/s of one forward loop alone
+and beside a Python thread that never blocks, eager vs traced.
 """
 
 from __future__ import annotations
@@ -15,8 +19,10 @@ import json
 import os
 import platform
 import socket
+import statistics
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -28,21 +34,58 @@ import torch
 from recsched_pod.engine import WorkerPool, configure_process_threads
 from recsched_pod.metrics import PodMetrics
 from recsched_pod.models import MODEL_NAMES, build_model, random_query
+from recsched_pod.serving_graph import Scorer, serving_graph
+from recsched_pod.upstream_client import UpstreamPool
 
 BATCHES = (1, 8, 32, 128, 512, 1024)
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def raw_items_per_s(model: torch.nn.Module, spec: Any, batch: int, seconds: float) -> float:
+def raw_items_per_s(scorer: Scorer, spec: Any, batch: int, seconds: float) -> float:
     dense, sparse = random_query(spec, batch, torch.Generator().manual_seed(batch))
     with torch.inference_mode():
         for _ in range(2):
-            model(dense, sparse)
+            scorer(dense, sparse)
         runs, started = 0, time.perf_counter()
         while runs < 3 or time.perf_counter() - started < seconds:
-            model(dense, sparse)
+            scorer(dense, sparse)
             runs += 1
         return runs * batch / (time.perf_counter() - started)
+
+
+def beside_busy_thread(scorer: Scorer, spec: Any, batch: int, seconds: float) -> float:
+    """Raw items/s while another thread runs Python bytecode without ever blocking."""
+    stop = threading.Event()
+
+    def spin() -> None:
+        total = 0
+        while not stop.is_set():
+            for value in range(200):
+                total ^= value
+
+    thread = threading.Thread(target=spin, daemon=True)
+    thread.start()
+    try:
+        return raw_items_per_s(scorer, spec, batch, seconds)
+    finally:
+        stop.set()
+        thread.join()
+
+
+def gil_contention(names: list[str], scale: float, batch: int, seconds: float) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for name in names:
+        model = build_model(name, scale=scale).eval()
+        graph = serving_graph(model, torch.device("cpu"))
+        for label, scorer in (("eager", model), (graph.mode, graph.scorer)):
+            alone = raw_items_per_s(scorer, model.spec, batch, seconds)
+            busy = beside_busy_thread(scorer, model.spec, batch, seconds)
+            result[f"{name}@B={batch} {label}"] = {
+                "alone": alone,
+                "beside_busy_thread": busy,
+                "ratio": busy / alone,
+            }
+    return result
 
 
 def binary_body(dense: torch.Tensor | None, sparse: torch.Tensor) -> tuple[bytes, dict[str, str]]:
@@ -120,6 +163,46 @@ async def served_items_per_s(
         return done * batch / (time.perf_counter() - started)
 
 
+async def served_items_per_s_lean(
+    url: str,
+    name: str,
+    body: bytes,
+    headers: dict[str, str],
+    batch: int,
+    seconds: float,
+    in_flight: int,
+) -> float:
+    """As `served_items_per_s`, with the router's lean HTTP/1.1 client (`upstream_client`): the
+    client shares the machine's 2 cores with the pod, so its CPU per query is kept small."""
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    pool = UpstreamPool(host, int(port), ())
+    path = f"/v2/models/{name}/infer".encode()
+    header_list = [(key.lower().encode(), value.encode()) for key, value in headers.items()]
+
+    async def post() -> None:
+        response = await pool.post(path, header_list, (body,), timeout_s=60.0)
+        if response.status != 200:
+            raise RuntimeError(f"pod answered {response.status}: {bytes(response.body)[:200]!r}")
+
+    try:
+        for _ in range(2):
+            await post()
+        done = 0
+        started = time.perf_counter()
+        deadline = started + seconds
+
+        async def sender() -> None:
+            nonlocal done
+            while time.perf_counter() < deadline or done < 3:
+                await post()
+                done += 1
+
+        await asyncio.gather(*(sender() for _ in range(in_flight)))
+        return done * batch / (time.perf_counter() - started)
+    finally:
+        pool.close()
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -192,15 +275,55 @@ def worker_scaling(name: str, scale: float, batch: int, seconds: float) -> dict[
     return result
 
 
+def split_latency(name: str, scale: float, items: int, repeats: int = 30) -> dict[str, Any]:
+    """Median latency of one query of `items` items alone on a 2-worker pool, by batch size:
+    whether splitting a query buys parallelism (DeepRecSched's small-B side), eager vs traced."""
+    model = build_model(name, scale=scale).eval()
+    graph = serving_graph(model, torch.device("cpu"))
+    dense, sparse = random_query(model.spec, items, torch.Generator().manual_seed(3))
+    dense_np = None if dense is None else dense.numpy()
+    result: dict[str, Any] = {}
+    for label, scorer in (("eager", model), (graph.mode, graph.scorer)):
+        pool = WorkerPool(
+            model,
+            torch.device("cpu"),
+            PodMetrics("bench", "cpu", "cpu"),
+            workers=2,
+            max_queue_requests=10_000,
+            retry_after_ms=10,
+            scorer=scorer,
+        )
+
+        async def median_ms(batch: int, pool: WorkerPool = pool) -> float:
+            await pool.run_query(dense_np, sparse.numpy(), batch)
+            timings = []
+            for _ in range(repeats):
+                started = time.perf_counter()
+                await pool.run_query(dense_np, sparse.numpy(), batch)
+                timings.append((time.perf_counter() - started) * 1e3)
+            return statistics.median(timings)
+
+        result[label] = {batch: asyncio.run(median_ms(batch)) for batch in (1024, 512, 256, 128)}
+        pool.close()
+    return result
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--models", default=",".join(MODEL_NAMES))
     parser.add_argument("--scale", type=float, default=0.01)
     parser.add_argument("--seconds", type=float, default=1.5)
     parser.add_argument("--in-flight", type=int, default=3)
+    parser.add_argument(
+        "--client",
+        choices=["lean", "aiohttp"],
+        default="lean",
+        help="load client: the lean HTTP/1.1 client (default) or aiohttp",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks" / "pod.json")
     args = parser.parse_args()
     configure_process_threads(float(os.environ.get("RECSCHED_GIL_SWITCH_INTERVAL_S", "0.0005")))
+    serve = served_items_per_s_lean if args.client == "lean" else served_items_per_s
     results: dict[str, Any] = {
         "machine": {
             "cpus": os.cpu_count(),
@@ -210,10 +333,12 @@ def main() -> int:
         },
         "command": "bench/pod_throughput.py " + " ".join(sys.argv[1:]),
         "scale": args.scale,
+        "client": args.client,
         "models": {},
     }
     for name in args.models.split(","):
         model = build_model(name, scale=args.scale).eval()
+        graph = serving_graph(model, torch.device("cpu"))
         process, url = start_pod(name, args.scale)
         rows = []
         try:
@@ -222,25 +347,24 @@ def main() -> int:
                     model.spec, batch, torch.Generator().manual_seed(batch)
                 )
                 # Alternate raw and served so machine noise hits both alike.
-                raw = raw_items_per_s(model, model.spec, batch, args.seconds)
+                raw = raw_items_per_s(graph.scorer, model.spec, batch, args.seconds)
+                raw_eager = raw_items_per_s(model, model.spec, batch, args.seconds)
                 body, headers = binary_body(dense, sparse)
                 served = asyncio.run(
-                    served_items_per_s(
-                        url, name, body, headers, batch, args.seconds, args.in_flight
-                    )
+                    serve(url, name, body, headers, batch, args.seconds, args.in_flight)
                 )
                 row = {
                     "batch": batch,
+                    "graph": graph.mode,
                     "raw_items_per_s": raw,
+                    "raw_eager_items_per_s": raw_eager,
                     "served_binary_items_per_s": served,
                     "served_over_raw": served / raw,
                 }
                 if batch == 128:
                     body, headers = json_body(dense, sparse)
                     row["served_json_items_per_s"] = asyncio.run(
-                        served_items_per_s(
-                            url, name, body, headers, batch, args.seconds, args.in_flight
-                        )
+                        serve(url, name, body, headers, batch, args.seconds, args.in_flight)
                     )
                 rows.append(row)
                 print(name, json.dumps(row), flush=True)
@@ -254,6 +378,10 @@ def main() -> int:
         for batch in (128, 512)
     }
     print(json.dumps(results["worker_scaling"], indent=1))
+    results["gil_contention"] = gil_contention(["rmc1", "wnd"], args.scale, 128, args.seconds)
+    results["split_latency"] = {"rmc1@N=1024": split_latency("rmc1", args.scale, 1024)}
+    print(json.dumps(results["split_latency"], indent=1))
+    print(json.dumps(results["gil_contention"], indent=1))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=1), encoding="utf-8")
     args.out.with_suffix(".md").write_text(render_markdown(results), encoding="utf-8")
@@ -279,17 +407,22 @@ def render_markdown(results: dict[str, Any]) -> str:
         f"torch {machine['torch']}. Command: `.venv/bin/python {results['command']}`. "
         f"Scale {results['scale']}; one thread (raw) and one worker (served).",
         "",
-        "Items/s. Served = binary protocol over loopback with queries of N = B items; "
-        "the ratio is served / raw, measured back to back.",
+        f"Items/s. Served = binary protocol over loopback with queries of N = B items, sent by "
+        f"the {results.get('client', 'aiohttp')} client on the same 2 cores; "
+        "the ratio is served / raw of the same graph (the pod serves the TorchScript trace "
+        "when it matches the eager model: `serving_graph`), measured back to back; the eager "
+        "module's raw rate is shown for reference.",
         "",
-        "| model | B | raw | served (binary) | served/raw | served (JSON) |",
-        "|---|---|---|---|---|---|",
+        "| model | B | raw (eager module) | raw (served graph) | served (binary) | served/raw "
+        "| served (JSON) |",
+        "|---|---|---|---|---|---|---|",
     ]
     for name, rows in results["models"].items():
         for row in rows:
             json_rate = row.get("served_json_items_per_s")
             lines.append(
-                f"| {name} | {row['batch']} | {row['raw_items_per_s']:,.0f} | "
+                f"| {name} | {row['batch']} | {row['raw_eager_items_per_s']:,.0f} | "
+                f"{row['raw_items_per_s']:,.0f} ({row['graph']}) | "
                 f"{row['served_binary_items_per_s']:,.0f} | {row['served_over_raw']:.2f} | "
                 f"{'' if json_rate is None else f'{json_rate:,.0f}'} |"
             )
@@ -304,6 +437,29 @@ def render_markdown(results: dict[str, Any]) -> str:
         lines.append(
             f"| {key} | {row['workers_1']:,.0f} | {row['workers_2']:,.0f} | {row['speedup']:.2f}x |"
         )
+    lines += [
+        "",
+        "## GIL contention (one forward loop, alone and beside a Python thread that never blocks)",
+        "",
+        "| model@B graph | alone items/s | beside busy thread | ratio |",
+        "|---|---|---|---|",
+    ]
+    for key, row in results["gil_contention"].items():
+        lines.append(
+            f"| {key} | {row['alone']:,.0f} | {row['beside_busy_thread']:,.0f} | "
+            f"{row['ratio']:.2f} |"
+        )
+    lines += [
+        "",
+        "## Splitting one query across 2 workers (median ms of a lone query, by batch size)",
+        "",
+        "| query | graph | B = 1024 | B = 512 | B = 256 | B = 128 |",
+        "|---|---|---|---|---|---|",
+    ]
+    for key, by_graph in results["split_latency"].items():
+        for graph_mode, by_batch in by_graph.items():
+            cells = " | ".join(f"{by_batch[b]:.1f}" for b in (1024, 512, 256, 128))
+            lines.append(f"| {key} | {graph_mode} | {cells} |")
     return "\n".join(lines) + "\n"
 
 
