@@ -265,8 +265,10 @@ def write_report(
         "Setup: 2 CPU pods x 8 workers + 1 GPU pod; heavy-tailed query sizes (mean 156, median 70, "
         "2.5% at the 1024 cap); grid B in 1..1024 x T in 32..1024 plus off (77 configs); offered "
         "load 75% of the grid optimum's capacity; each decision observes one 30 s window "
-        "(<= 4000 queries) after a 10 s cooldown with 10% lognormal noise on every latency "
-        "percentile and 2% on utilisations (counter rates); start at the grid corner of lowest "
+        "(QPS x 30 s queries, at most 20,000) after a 10 s cooldown, with 10% lognormal noise "
+        "on every latency percentile and 2% on utilisations (counter rates, which carry no "
+        "quantile estimate; the window's own sampling noise comes on top); start at the grid "
+        "corner of lowest "
         f"capacity; {INTERVALS} decisions per run; seeds {seeds.start}..{seeds.stop - 1}. "
         "Targets: tight = 0.5x, loose = 1.5x one worker's time for a 1024-item request. "
         "Capacity = highest QPS with p95 within target (bisection on common random numbers).",

@@ -2,10 +2,15 @@
 
 An RMC1 pod (scale 0.01, 2 workers) starts at B = 1024 under constant Poisson load. Every ~11 s
 the tuner observes a 10 s window through `PrometheusSource`, decides, and pushes a changed config
-to the pod's `PUT /admin/config`. The test proves the loop: real p95 read from Prometheus, changes
-pushed and served by the pod, every decision logged with its reason. How far p95 falls is a
-latency figure, so it is measured on a quiet machine by `make demo` / local mode and recorded in
-docs/benchmarks/tuner.md, not asserted here (a shared 2-core machine can swing it either way).
+to the pod's `PUT /admin/config`. Asserted: real p95 read from Prometheus, changes pushed and
+served by the pod, every decision logged with its reason. The issue's floor (the settled
+config's p95, averaged over its windows, at least 30% below the first window's or below the
+target, within 3 minutes) is a latency figure on a shared 2-core machine: the test passes when it
+is met and reports an expected failure with the measured numbers when it is not, so a busy
+neighbour cannot fail CI (the project measures speed in benchmarks, not timed assertions). What
+the tuner can win here: a query split in two runs on both workers at once (a lone 1024-item RMC1
+query took 22.0 ms whole and 12.3 ms as two 512-item requests on 2 workers, quiet machine,
+docs/benchmarks/pod.md), less the per-query HTTP cost that splitting does not touch.
 """
 
 from __future__ import annotations
@@ -50,9 +55,14 @@ logger = logging.getLogger("recsched.real_loop")
 RECMODEL = "real-loop"
 TOKEN = "real-loop-token"
 WORKERS = 2
-RATE_QPS = 30.0
-SLO = SloTarget(percentile=95, target_ms=20.0, window_s=10.0)
-SETTINGS = TuningSettings(cooldown_s=1.0, min_samples=100)
+RATE_QPS = 15.0
+SIZES = "production"  # lognormal mu 5.1 sigma 0.8, clipped 1..1024
+SLO = SloTarget(percentile=95, target_ms=15.0, window_s=10.0)
+# 10 s windows at 15 QPS hold ~150 queries: QPS read from them wanders +-10%, so comparisons
+# tolerate 25% before they are voided and drift needs 50% (the defaults suit 30 s windows).
+SETTINGS = TuningSettings(
+    cooldown_s=1.0, min_samples=80, comparable_load_fraction=0.25, load_drift_fraction=0.5
+)
 BOUNDS = TuningBounds(batch_min=1, batch_max=1024, threshold_min=1025, threshold_max=1025)
 STEP_S = SLO.window_s + SETTINGS.cooldown_s
 BUDGET_S = 180.0
@@ -138,6 +148,8 @@ def constant_load(url: str, duration_s: float) -> Iterator[subprocess.Popen[byte
             "rmc1",
             "--rate",
             str(RATE_QPS),
+            "--sizes",
+            SIZES,
             "--duration-s",
             str(duration_s),
             "--arrivals",
@@ -193,7 +205,7 @@ def test_tuner_steps_a_real_rmc1_pod_from_batch_1024_and_logs_every_decision(
         source = PrometheusSource(prom.url, timeout_s=5.0)
         state, config, generation = initial_state(), KnobConfig(1024, 1025), 1
         first: Observation | None = None
-        best_ms = float("inf")
+        settled_ms = float("inf")
         decisions = []
         started = time.monotonic()
         time.sleep(SLO.window_s + 2)  # one full window of traffic at B = 1024
@@ -204,17 +216,17 @@ def test_tuner_steps_a_real_rmc1_pod_from_batch_1024_and_logs_every_decision(
             )
             logger.info("decision %s: %s", decision.action, decision.reason)
             decisions.append(decision)
-            latency = observation.latency_ms(95)
-            if observation.error is None and latency is not None:
-                if first is None:
-                    first = observation
-                elif observation.batch_size_items == config.batch_size:
-                    best_ms = min(best_ms, latency)
+            if first is None and observation.error is None and observation.p95_ms is not None:
+                first = observation
+            # The settled p95: the incumbent's reference, averaged over its windows (one noisy
+            # window must not pass the floor).
+            if state.incumbent is not None and state.reference_ms is not None:
+                settled_ms = state.reference_ms
             if (
-                generation >= 2
-                and first is not None
+                first is not None
                 and first.p95_ms is not None
-                and (best_ms <= 0.7 * first.p95_ms or best_ms <= SLO.target_ms)
+                and state.incumbent != KnobConfig(1024, 1025)
+                and (settled_ms <= 0.7 * first.p95_ms or settled_ms <= SLO.target_ms)
             ):
                 break
             if decision.changed:
@@ -227,11 +239,19 @@ def test_tuner_steps_a_real_rmc1_pod_from_batch_1024_and_logs_every_decision(
         )
         with urllib.request.urlopen(admin, timeout=5) as reply:
             served = json.load(reply)
-    assert first is not None and first.p95_ms is not None, [d.reason for d in decisions]
-    # the tuner changed B at least once (the p95 numbers ride along for the log)
-    assert generation >= 2, (first.p95_ms, best_ms, [d.reason for d in decisions])
+    reasons = [d.reason for d in decisions]
+    assert first is not None and first.p95_ms is not None, reasons
+    assert generation >= 2, reasons  # the tuner moved off B = 1024 at least once
     assert served["generation"] == generation and served["batchSize"] == config.batch_size
     logged = [r.getMessage() for r in caplog.records if r.name == logger.name]
     assert len(logged) == len(decisions) >= 2
     for decision, message in zip(decisions, logged, strict=True):
         assert decision.reason and decision.reason in message
+    floor = settled_ms <= 0.7 * first.p95_ms or settled_ms <= SLO.target_ms
+    summary = (
+        f"p95 {first.p95_ms:.1f} ms at batch 1024 -> {settled_ms:.1f} ms settled at "
+        f"{state.incumbent} after {len(decisions)} decisions (target {SLO.target_ms} ms)"
+    )
+    logger.info("real loop: %s", summary)
+    if not floor:
+        pytest.xfail(f"p95 floor not met on this machine this time: {summary}")

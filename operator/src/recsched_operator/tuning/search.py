@@ -13,7 +13,8 @@ order of the tries is what makes it fast from a bad corner:
 * configurations already tried in this search at comparable load are skipped (losers stay lost);
 * a neighbour that tied gets one look past it before the search turns back (flat stretches hide
   better points); when both directions fail at a step, the step is halved; when every neighbour
-  at step 1 is known not to be better, the search has converged.
+  at step 1 is known not to be better, each knob gets one look two positions out in its hinted
+  direction (cost curves have bumps), and then the search has converged.
 """
 
 from __future__ import annotations
@@ -198,4 +199,12 @@ def pick_candidate(
                     if beyond not in known:
                         return Candidate(beyond, knob, direction, step + 1)
             step //= 2
+    # Before converging, one look two positions out in the direction the observation points
+    # at: a measured cost curve can have a bump (one batch size slower per item than both its
+    # neighbours) that a one-step search cannot see past.
+    for knob in knob_order(state, observation, bounds, settings):
+        direction = direction_order(knob, incumbent, state, observation, bounds, slo)[0]
+        config = bounds.move(incumbent, knob, 2 * direction)
+        if config not in known and config != bounds.move(incumbent, knob, direction):
+            return Candidate(config, knob, direction, 2)
     return None
