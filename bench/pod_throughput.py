@@ -4,9 +4,7 @@ Writes `docs/benchmarks/pod.json` and `docs/benchmarks/pod.md`. Run: `.venv/bin/
 bench/pod_throughput.py [--models rmc1,wnd] [--seconds 1.5]`. Raw = a tight in-process loop, one
 thread, of the graph the pod serves (the TorchScript trace, `serving_graph`), and of the eager
 module for reference. Served = one pod process with one worker on loopback, queries of N = B items
-sent by an async client keeping several queries in flight (enough to keep the worker busy;
-`--client lean` swaps aiohttp for the router's HTTP/1.1 client: no better here, 0.69 vs 0.70 at
-RMC1 B = 128),
+sent by an async client keeping several queries in flight (enough to keep the worker busy),
 binary protocol (and JSON at B = 128); served/raw compares the same graph. Worker scaling = the
 in-process worker pool with 1 and 2 workers. GIL contention = items/s of one forward loop alone
 and beside a Python thread that never blocks, eager vs traced.
@@ -36,7 +34,6 @@ from recsched_pod.engine import WorkerPool, configure_process_threads
 from recsched_pod.metrics import PodMetrics
 from recsched_pod.models import MODEL_NAMES, build_model, random_query
 from recsched_pod.serving_graph import Scorer, serving_graph
-from recsched_pod.upstream_client import UpstreamPool
 
 BATCHES = (1, 8, 32, 128, 512, 1024)
 ROOT = Path(__file__).resolve().parent.parent
@@ -164,46 +161,6 @@ async def served_items_per_s(
         return done * batch / (time.perf_counter() - started)
 
 
-async def served_items_per_s_lean(
-    url: str,
-    name: str,
-    body: bytes,
-    headers: dict[str, str],
-    batch: int,
-    seconds: float,
-    in_flight: int,
-) -> float:
-    """As `served_items_per_s`, with the router's lean HTTP/1.1 client (`upstream_client`): the
-    client shares the machine's 2 cores with the pod, so its CPU per query is kept small."""
-    host, port = url.removeprefix("http://").rsplit(":", 1)
-    pool = UpstreamPool(host, int(port), ())
-    path = f"/v2/models/{name}/infer".encode()
-    header_list = [(key.lower().encode(), value.encode()) for key, value in headers.items()]
-
-    async def post() -> None:
-        response = await pool.post(path, header_list, (body,), timeout_s=60.0)
-        if response.status != 200:
-            raise RuntimeError(f"pod answered {response.status}: {bytes(response.body)[:200]!r}")
-
-    try:
-        for _ in range(2):
-            await post()
-        done = 0
-        started = time.perf_counter()
-        deadline = started + seconds
-
-        async def sender() -> None:
-            nonlocal done
-            while time.perf_counter() < deadline or done < 3:
-                await post()
-                done += 1
-
-        await asyncio.gather(*(sender() for _ in range(in_flight)))
-        return done * batch / (time.perf_counter() - started)
-    finally:
-        pool.close()
-
-
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -315,16 +272,9 @@ def main() -> int:
     parser.add_argument("--scale", type=float, default=0.01)
     parser.add_argument("--seconds", type=float, default=1.5)
     parser.add_argument("--in-flight", type=int, default=3)
-    parser.add_argument(
-        "--client",
-        choices=["aiohttp", "lean"],
-        default="aiohttp",
-        help="load client: aiohttp (default) or the router's lean HTTP/1.1 client",
-    )
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks" / "pod.json")
     args = parser.parse_args()
     configure_process_threads(float(os.environ.get("RECSCHED_GIL_SWITCH_INTERVAL_S", "0.0005")))
-    serve = served_items_per_s_lean if args.client == "lean" else served_items_per_s
     results: dict[str, Any] = {
         "machine": {
             "cpus": os.cpu_count(),
@@ -334,7 +284,6 @@ def main() -> int:
         },
         "command": "bench/pod_throughput.py " + " ".join(sys.argv[1:]),
         "scale": args.scale,
-        "client": args.client,
         "models": {},
     }
     for name in args.models.split(","):
@@ -352,7 +301,9 @@ def main() -> int:
                 raw_eager = raw_items_per_s(model, model.spec, batch, args.seconds)
                 body, headers = binary_body(dense, sparse)
                 served = asyncio.run(
-                    serve(url, name, body, headers, batch, args.seconds, args.in_flight)
+                    served_items_per_s(
+                        url, name, body, headers, batch, args.seconds, args.in_flight
+                    )
                 )
                 row = {
                     "batch": batch,
@@ -365,7 +316,9 @@ def main() -> int:
                 if batch == 128:
                     body, headers = json_body(dense, sparse)
                     row["served_json_items_per_s"] = asyncio.run(
-                        serve(url, name, body, headers, batch, args.seconds, args.in_flight)
+                        served_items_per_s(
+                            url, name, body, headers, batch, args.seconds, args.in_flight
+                        )
                     )
                 rows.append(row)
                 print(name, json.dumps(row), flush=True)
@@ -408,8 +361,8 @@ def render_markdown(results: dict[str, Any]) -> str:
         f"torch {machine['torch']}. Command: `.venv/bin/python {results['command']}`. "
         f"Scale {results['scale']}; one thread (raw) and one worker (served).",
         "",
-        f"Items/s. Served = binary protocol over loopback with queries of N = B items, sent by "
-        f"the {results.get('client', 'aiohttp')} client on the same 2 cores; "
+        "Items/s. Served = binary protocol over loopback with queries of N = B items, sent by "
+        "an aiohttp client on the same 2 cores; "
         "the ratio is served / raw of the same graph (the pod serves the TorchScript trace "
         "when it matches the eager model: `serving_graph`), measured back to back; the eager "
         "module's raw rate is shown for reference.",

@@ -24,13 +24,15 @@ def test_traced_graph_scores_every_zoo_model_like_the_eager_model(name: str) -> 
             torch.testing.assert_close(graph.scorer(dense, sparse), model(dense, sparse))
 
 
-class BranchOnData(RecommendationModel):
-    """Python control flow on tensor values: a trace records one branch only."""
-
+class WrapsRmc1(RecommendationModel):
     def __init__(self) -> None:
         inner = build_model("rmc1", scale=TEST_SCALE)
         super().__init__(inner.spec)
         self.inner = inner
+
+
+class BranchOnData(WrapsRmc1):
+    """Python control flow on tensor values: a trace records one branch only."""
 
     def forward(self, dense: torch.Tensor | None, sparse: torch.Tensor) -> torch.Tensor:
         scores = self.inner(dense, sparse)
@@ -47,11 +49,8 @@ def test_a_trace_that_does_not_reproduce_the_model_falls_back_to_eager() -> None
     assert graph.scorer is model
 
 
-class Untraceable(RecommendationModel):
-    def __init__(self) -> None:
-        inner = build_model("rmc1", scale=TEST_SCALE)
-        super().__init__(inner.spec)
-        self.inner = inner
+class Untraceable(WrapsRmc1):
+    """Returns a dict, which a trace refuses to record."""
 
     def forward(self, dense: torch.Tensor | None, sparse: torch.Tensor) -> torch.Tensor:
         return {"scores": self.inner(dense, sparse)}  # type: ignore[return-value]
