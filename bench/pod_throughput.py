@@ -202,20 +202,26 @@ def start_pod(name: str, scale: float) -> tuple[subprocess.Popen[bytes], str]:
     raise RuntimeError(f"pod for {name} did not become ready")
 
 
+def bench_pool(model: Any, workers: int, scorer: Scorer | None = None) -> WorkerPool:
+    """An in-process CPU worker pool whose queue never refuses a benchmark's queries."""
+    return WorkerPool(
+        model,
+        torch.device("cpu"),
+        PodMetrics("bench", "cpu", "cpu"),
+        workers=workers,
+        max_queue_requests=10_000,
+        retry_after_ms=10,
+        scorer=scorer,
+    )
+
+
 def worker_scaling(name: str, scale: float, batch: int, seconds: float) -> dict[str, float]:
     model = build_model(name, scale=scale).eval()
     dense, sparse = random_query(model.spec, batch * 8, torch.Generator().manual_seed(1))
     dense_np = None if dense is None else dense.numpy()
     result = {}
     for workers in (1, 2):
-        pool = WorkerPool(
-            model,
-            torch.device("cpu"),
-            PodMetrics("bench", "cpu", "cpu"),
-            workers=workers,
-            max_queue_requests=10_000,
-            retry_after_ms=10,
-        )
+        pool = bench_pool(model, workers)
 
         async def drive(pool: WorkerPool = pool) -> float:
             await pool.run_query(dense_np, sparse.numpy(), batch)
@@ -242,15 +248,7 @@ def split_latency(name: str, scale: float, items: int, repeats: int = 30) -> dic
     dense_np = None if dense is None else dense.numpy()
     result: dict[str, Any] = {}
     for label, scorer in (("eager", model), (graph.mode, graph.scorer)):
-        pool = WorkerPool(
-            model,
-            torch.device("cpu"),
-            PodMetrics("bench", "cpu", "cpu"),
-            workers=2,
-            max_queue_requests=10_000,
-            retry_after_ms=10,
-            scorer=scorer,
-        )
+        pool = bench_pool(model, 2, scorer)
 
         async def median_ms(batch: int, pool: WorkerPool = pool) -> float:
             await pool.run_query(dense_np, sparse.numpy(), batch)

@@ -29,38 +29,20 @@ from typing import Any
 import numpy as np
 import torch
 
+from recsched_pod.gpu_emulation import PROFILE_BATCH_ITEMS, SPEEDUP_OVER_CPU
 from recsched_pod.models import MODEL_NAMES, build_model, random_query
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from pod_throughput import _cpu_model
 
 BATCH_ITEMS = tuple(2**k for k in range(11))
 SCALE = 0.01
 OUT_DIR = Path(__file__).resolve().parents[1] / "operator/src/recsched_operator/profiles"
 
-# GTX 1080 Ti over Skylake at batch 1/4/16/64/256/1024, read off the repo's model_speedup.png.
-SPEEDUP_BATCH = (1, 4, 16, 64, 256, 1024)
-SPEEDUP = {
-    "wnd": (0.45, 0.6, 0.8, 1.6, 3.3, 4.6),
-    "mtwnd": (0.42, 0.6, 0.75, 1.4, 2.7, 4.0),
-    "rmc3": (0.7, 1.4, 1.8, 2.4, 3.0, 3.1),
-    "ncf": (0.25, 0.3, 0.4, 0.95, 1.7, 2.9),
-    "dien": (0.37, 0.43, 0.5, 0.8, 1.45, 2.0),
-    "din": (0.25, 0.27, 0.4, 0.53, 0.97, 1.35),
-    "rmc2": (0.45, 0.7, 1.0, 1.2, 1.2, 1.16),
-    "rmc1": (0.38, 0.5, 0.8, 1.0, 1.1, 1.1),
-}
-
 
 def speedup_at(model: str, items: int) -> float:
-    return float(np.interp(np.log(items), np.log(SPEEDUP_BATCH), SPEEDUP[model]))
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
+    """The repo's GPU-over-CPU speedup (`gpu_emulation.SPEEDUP_OVER_CPU`), log-interpolated."""
+    return float(np.interp(np.log(items), np.log(PROFILE_BATCH_ITEMS), SPEEDUP_OVER_CPU[model]))
 
 
 def time_forwards_s(model: torch.nn.Module, spec: Any, budget_s: float) -> list[float]:
@@ -101,7 +83,8 @@ def profile_model(name: str, budget_s: float) -> dict[str, object]:
         "model": name,
         "scale": SCALE,
         "measured_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "machine": f"{platform.node()}: {cpu_name()}, {os.cpu_count()} cores (shared)",
+        "machine": f"{platform.node()}: {_cpu_model() or 'unknown'}, "
+        f"{os.cpu_count()} cores (shared)",
         "load_average_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)],
         "torch": torch.__version__,
         "python": platform.python_version(),

@@ -199,39 +199,9 @@ def scaled(profile: ServiceProfile, factor: float) -> ServiceProfile:
     )
 
 
-def fit_worker_factor(
-    profile: ServiceProfile, workers: int, batch: int, rate: float, pod_mean_query_s: float
-) -> float:
-    """The factor on the profile's times that makes the simulated mean in-pod query duration at
-    the calibration load equal the pod's: it folds the worker's per-request work outside the
-    timed forward pass (slicing inputs, handing results back) into the service time."""
-    low, high = 0.2, 8.0
-    cluster = ClusterShape(1, workers, 0)
-    for _ in range(20):
-        middle = (low * high) ** 0.5
-        result = simulate_window(
-            scaled(profile, middle),
-            batch,
-            1025,
-            cluster,
-            PAPER_LOGNORMAL,
-            rate,
-            20000,
-            np.random.default_rng(11),
-        )
-        if float(result.latency_s.mean()) < pod_mean_query_s:
-            low = middle
-        else:
-            high = middle
-    return (low * high) ** 0.5
-
-
-def fixed_latency_calibration(
-    profile: ServiceProfile, workers: int, batch: int, calibration: dict[str, Any], rate: float
-) -> float:
-    """Per-query latency that occupies no worker: the client's mean latency minus the simulated
-    mean in-pod query time at the calibration load (never below the HTTP cost alone)."""
-    light = simulate_window(
+def simulated_mean_query_s(profile: ServiceProfile, workers: int, batch: int, rate: float) -> float:
+    """Mean in-pod query duration the simulator predicts (no per-query overhead), seeded."""
+    result = simulate_window(
         profile,
         batch,
         1025,
@@ -241,8 +211,37 @@ def fixed_latency_calibration(
         20000,
         np.random.default_rng(11),
     )
-    http_s = calibration["latency"]["mean_ms"] / 1000 - calibration["pod_mean_query_s"]
-    in_pod_s = calibration["pod_mean_query_s"] - float(light.latency_s.mean())
+    return float(result.latency_s.mean())
+
+
+def fit_worker_factor(
+    profile: ServiceProfile, workers: int, batch: int, rate: float, pod_mean_query_s: float
+) -> float:
+    """The factor on the profile's times that makes the simulated mean in-pod query duration at
+    the calibration load equal the pod's: it folds the worker's per-request work outside the
+    timed forward pass (slicing inputs, handing results back) into the service time."""
+    low, high = 0.2, 8.0
+    for _ in range(20):
+        middle = (low * high) ** 0.5
+        if simulated_mean_query_s(scaled(profile, middle), workers, batch, rate) < pod_mean_query_s:
+            low = middle
+        else:
+            high = middle
+    return (low * high) ** 0.5
+
+
+def fixed_latency_s(
+    profile: ServiceProfile,
+    workers: int,
+    batch: int,
+    rate: float,
+    http_s: float,
+    pod_mean_query_s: float,
+) -> float:
+    """Per-query latency that occupies no worker: the HTTP cost (client latency minus the pod's
+    query duration) plus whatever the pod's mean query time at the calibration load exceeds
+    the simulated one (never below the HTTP cost alone)."""
+    in_pod_s = pod_mean_query_s - simulated_mean_query_s(profile, workers, batch, rate)
     return http_s + max(0.0, in_pod_s)
 
 
@@ -285,8 +284,13 @@ def validate(
         )
         capacity_factor = workers / (saturation["achieved_qps"] * work_per_query_s)
         by_capacity = scaled(profile, capacity_factor)
-        capacity_fixed_s = fixed_latency_calibration(
-            by_capacity, workers, batch, calibration, calibration_rate
+        capacity_fixed_s = fixed_latency_s(
+            by_capacity,
+            workers,
+            batch,
+            calibration_rate,
+            overhead_s,
+            calibration["pod_mean_query_s"],
         )
         capacity_bound = workers / (work_per_query_s * factor)
         rows = []
@@ -341,20 +345,14 @@ def reanalyse(document: dict[str, Any]) -> str:
     ]
     for result in document["results"]:
         calibrated = scaled(load_profile(result["model"]), result["compute_factor"])
-        light = simulate_window(
+        fixed_s = fixed_latency_s(
             calibrated,
+            result["workers"],
             result["batch"],
-            1025,
-            ClusterShape(1, result["workers"], 0),
-            PAPER_LOGNORMAL,
             result["calibration_qps"],
-            20000,
-            np.random.default_rng(11),
+            result["query_overhead_ms"] / 1000,
+            result["calibration_pod_mean_query_ms"] / 1000,
         )
-        in_pod_fixed_s = result["calibration_pod_mean_query_ms"] / 1000 - float(
-            light.latency_s.mean()
-        )
-        fixed_s = result["query_overhead_ms"] / 1000 + in_pod_fixed_s
         for row in result["rows"]:
             predicted = simulated_p95_ms(
                 calibrated, result["workers"], result["batch"], row["rate_qps"], fixed_s

@@ -38,7 +38,8 @@ from recsched_operator.tuning import (
     decide_next_config,
     initial_state,
 )
-from support.prometheus_server import free_port, requires_prometheus, running_prometheus
+from support.pod_process import start_pod_process, stop_process
+from support.prometheus_server import requires_prometheus, running_prometheus
 
 pytestmark = [
     pytest.mark.slow,
@@ -68,23 +69,8 @@ STEP_S = SLO.window_s + SETTINGS.cooldown_s
 BUDGET_S = 180.0
 
 
-def _wait_ready(url: str, process: subprocess.Popen[bytes], timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        assert process.poll() is None, "pod exited during start-up"
-        with (
-            contextlib.suppress(OSError),
-            urllib.request.urlopen(f"{url}/v2/health/ready", timeout=1) as reply,
-        ):
-            if reply.status == 200:
-                return
-        time.sleep(0.5)
-    raise TimeoutError(f"pod at {url} not ready in {timeout_s} s")
-
-
 @contextlib.contextmanager
 def rmc1_pod(tmp_path: Path) -> Iterator[tuple[str, int]]:
-    port = free_port()
     config = tmp_path / "config.json"
     config.write_text(
         json.dumps(
@@ -93,45 +79,14 @@ def rmc1_pod(tmp_path: Path) -> Iterator[tuple[str, int]]:
     )
     token = tmp_path / "token"
     token.write_text(TOKEN)
-    log = (tmp_path / "pod.log").open("wb")
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "recsched_pod",
-            "--model",
-            "rmc1",
-            "--scale",
-            "0.01",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            str(WORKERS),
-            "--config",
-            str(config),
-            "--admin-token-file",
-            str(token),
-            "--recmodel",
-            RECMODEL,
-            "--log-level",
-            "WARNING",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    args = ["--model", "rmc1", "--scale", "0.01", "--workers", str(WORKERS)]
+    args += ["--config", str(config), "--admin-token-file", str(token)]
+    args += ["--recmodel", RECMODEL, "--log-level", "WARNING"]
+    pod = start_pod_process(args, tmp_path / "pod.log", ready_timeout_s=120.0)
     try:
-        _wait_ready(f"http://127.0.0.1:{port}", process, 120.0)
-        yield f"http://127.0.0.1:{port}", port
+        yield pod.url, pod.port
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
-        log.close()
+        stop_process(pod.process)
 
 
 @contextlib.contextmanager
@@ -165,11 +120,7 @@ def constant_load(url: str, duration_s: float) -> Iterator[subprocess.Popen[byte
     try:
         yield process
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop_process(process)
 
 
 def push_config(url: str, config: KnobConfig, generation: int) -> None:

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -16,70 +14,34 @@ import httpx
 import pytest
 
 from recsched_pod.router import create_router_app
-from support.asgi_server import free_port, serve_router
+from support.asgi_server import serve_router
 from support.pod_fixtures import pod_settings, rmc1_query
+from support.pod_process import PodProcess, start_pod_process, stop_process
 
 pytestmark = pytest.mark.slow
 
 
-def start_pod_process(tmp_path: Path, name: str) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    log = (tmp_path / f"{name}.log").open("wb")
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "recsched_pod",
-            "--model",
-            "rmc1",
-            "--scale",
-            "0.001",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-            "--batch-size",
-            "8",
-            "--log-level",
-            "warning",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url + "/v2/health/ready", timeout=1).status_code == 200:
-                return process, f"127.0.0.1:{port}"
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    process.kill()
-    raise RuntimeError(f"pod {name} did not start: {(tmp_path / f'{name}.log').read_text()}")
-
-
 @pytest.fixture
-def two_pods(tmp_path: Path) -> Iterator[list[tuple[subprocess.Popen[bytes], str]]]:
-    pods = [start_pod_process(tmp_path, "a"), start_pod_process(tmp_path, "b")]
+def two_pods(tmp_path: Path) -> Iterator[list[PodProcess]]:
+    args = ["--model", "rmc1", "--scale", "0.001", "--workers", "1", "--batch-size", "8"]
+    args += ["--log-level", "warning"]
+    pods = [start_pod_process(args, tmp_path / f"{name}.log") for name in ("a", "b")]
     try:
         yield pods
     finally:
-        for process, _ in pods:
-            if process.poll() is None:
-                process.terminate()
-                process.wait(timeout=10)
+        for pod in pods:
+            stop_process(pod.process)
 
 
 def test_killed_endpoint_under_load_loses_no_query(
-    tmp_path: Path, two_pods: list[tuple[subprocess.Popen[bytes], str]]
+    tmp_path: Path, two_pods: list[PodProcess]
 ) -> None:
     router = pod_settings(
         tmp_path,
         role="router",
         config_path=None,
         health_check_s=0.2,
-        cpu_endpoints=",".join(address for _, address in two_pods),
+        cpu_endpoints=",".join(pod.address for pod in two_pods),
     )
     body = rmc1_query(64)
     statuses: list[int] = []
@@ -101,8 +63,7 @@ def test_killed_endpoint_under_load_loses_no_query(
             thread.start()
         while len(statuses) < 30:
             time.sleep(0.01)
-        victim, _ = two_pods[0]
-        os.kill(victim.pid, signal.SIGKILL)
+        os.kill(two_pods[0].process.pid, signal.SIGKILL)
         for thread in threads:
             thread.join(timeout=120)
         time.sleep(0.5)  # past the next readiness check
