@@ -6,7 +6,7 @@ One CPU pod process and one router process on loopback; an open-loop client send
 read from /proc for the pod and the router processes. Writes `docs/benchmarks/router.md`.
 Run: `.venv/bin/python bench/router_overhead.py [--qps 200] [--seconds 15] [--rounds 2]`.
 
-The router runs under uvicorn with the router's own HTTP protocol (`recsched_pod.router_http`,
+The router runs under uvicorn with the router's own HTTP protocol (`recsched_pod.lean_http`,
 `--router-http router`, the default) or uvicorn's stock one (`--router-http uvicorn`), so the two
 can be compared on the same machine.
 """
@@ -30,6 +30,7 @@ import torch
 
 from recsched_pod.models import model_spec, random_query
 
+READING = "**Reading"
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 from pod_throughput import _cpu_model, free_port  # noqa: E402
@@ -244,6 +245,10 @@ def main() -> int:
         f"{mean('router', 'router_cpu_ms_per_query') / direct_cpu:.0%} of the pod's.",
         "",
     ]
+    # A hand-written reading at the end of the report survives a rerun (update it by hand).
+    previous = args.out.read_text(encoding="utf-8") if args.out.exists() else ""
+    if READING in previous:
+        lines += ["", previous[previous.index(READING) :].rstrip("\n"), ""]
     args.out.write_text("\n".join(lines), encoding="utf-8")
     print("\n".join(lines[-2:]))
     return 0

@@ -220,6 +220,43 @@ def test_tuner_retunes_after_repeated_slo_breaches_but_not_after_one() -> None:
     assert twice.action == "retune" and "over target 35.0 ms for 2 intervals" in twice.reason
 
 
+def test_repeated_slo_breaches_retreat_to_a_config_measured_within_target_at_this_load() -> None:
+    state, config, now_s = converged()
+    safe = [t for t in state.trials if t.config != config and t.latency_ms <= SLO.target_ms]
+    assert safe, "the search should have measured neighbours within the target"
+    _, state = step(observe(40.0), config, state, now_s + INTERVAL_S)
+    twice, state = step(observe(40.0), config, state, now_s + 2 * INTERVAL_S)
+    assert twice.action == "retune" and twice.config == min(safe, key=lambda t: t.use).config
+    assert "over target 35.0 ms for 2 intervals" in twice.reason
+    assert "re-tuning from it" in twice.reason
+    assert state.phase == "search" and state.incumbent == twice.config and state.probe is None
+
+
+def test_a_window_over_target_that_ends_the_search_counts_towards_the_breach_streak() -> None:
+    # Every config a little over the 35 ms target: the search still converges on the best.
+    landscape, state, config, now_s = bowl(64, floor_ms=36.0), initial_state(), START, 0.0
+    for _ in range(30):
+        now_s += INTERVAL_S
+        decision, state = step(observe(landscape(config)), config, state, now_s)
+        config = decision.config
+        if decision.action == "converge":
+            break
+    assert decision.action == "converge" and config == KnobConfig(64, 1025), decision.reason
+    assert state.over_target_streak == 1
+    decision, _ = step(observe(37.0), config, state, now_s + INTERVAL_S)
+    assert decision.action == "retune" and "for 2 intervals" in decision.reason
+
+
+def test_slo_breaches_at_a_higher_load_than_any_trial_re_tune_from_the_served_config() -> None:
+    state, config, now_s = converged()
+    assert all(t.qps == 100.0 for t in state.trials)
+    # 15% more load: not a load drift (20%), but beyond what the trials were measured at (10%).
+    _, state = step(observe(40.0, qps=115.0), config, state, now_s + INTERVAL_S)
+    twice, state = step(observe(40.0, qps=115.0), config, state, now_s + 2 * INTERVAL_S)
+    assert twice.action == "retune" and "re-tuning from it" not in twice.reason
+    assert state.incumbent == config
+
+
 def test_recommend_mode_never_changes_the_served_config_but_reports_a_recommendation() -> None:
     history, _, config, _ = drive(bowl(256), START, 6, mode=TuningMode.RECOMMEND)
     assert config == START

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from recsched_pod.models import RecommendationModel, build_model
 from recsched_pod.server import create_app
 from recsched_pod.settings import PodSettings
-from support.asgi_server import serve_app
+from support.asgi_server import serve_pod
 from support.pod_fixtures import TOKEN, RunningPod, pod_settings, rmc1_query
 
 
@@ -55,7 +55,7 @@ def slow_pod(tmp_path: Path) -> Iterator[tuple[RunningPod, RecordingModel]]:
         warmup_rounds=0,
         graph_mode="eager",
     )
-    with serve_app(create_app(settings, model_factory=factory), "/v2/health/ready") as url:
+    with serve_pod(settings, create_app(settings, model_factory=factory)) as url:
         yield RunningPod(url, settings, tmp_path / "unused.json"), holder[0]
 
 
@@ -129,7 +129,7 @@ def test_batch_size_change_never_resplits_a_query_in_flight(
 @pytest.fixture(scope="module")
 def fuzz_pod(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     settings = pod_settings(tmp_path_factory.mktemp("fuzz"), max_query_items=64)
-    with serve_app(create_app(settings), ready_path="/v2/health/ready") as url:
+    with serve_pod(settings) as url:
         yield url
 
 

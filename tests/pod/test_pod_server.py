@@ -93,6 +93,37 @@ def test_binary_query_returns_binary_scores_equal_to_json(pod: RunningPod) -> No
     np.testing.assert_array_equal(binary_scores.reshape(-1), np.asarray(json_scores, np.float32))
 
 
+def test_same_size_binary_queries_on_kept_alive_connections_each_get_their_own_scores(
+    pod: RunningPod,
+) -> None:
+    # Same size, so each connection's body buffer is reused from query to query (lean_http):
+    # a buffer refilled while a query decoded from it is still scored would mix their scores.
+    import concurrent.futures
+
+    queries = [query_arrays(48, seed=seed) for seed in range(12)]
+
+    def post_all(client_index: int) -> list[np.ndarray]:
+        with httpx.Client() as client:
+            scores = []
+            for dense, sparse in queries[client_index::3]:
+                body, headers = binary_query(dense, sparse)
+                response = client.post(
+                    pod.url + "/v2/models/rmc1/infer", content=body, headers=headers
+                )
+                assert response.status_code == 200, response.text
+                length = int(response.headers["inference-header-content-length"])
+                scores.append(np.frombuffer(response.content[length:], dtype="<f4").copy())
+            return scores
+
+    with concurrent.futures.ThreadPoolExecutor(3) as pool:
+        results = list(pool.map(post_all, range(3)))
+    for client_index, scores in enumerate(results):
+        for (dense, sparse), got in zip(queries[client_index::3], scores, strict=True):
+            np.testing.assert_allclose(
+                got, expected_scores(dense, sparse).reshape(-1), rtol=1e-5, atol=1e-6
+            )
+
+
 @pytest.mark.parametrize("binary", [False, True])
 def test_tritonclient_infers_against_the_pod(pod: RunningPod, binary: bool) -> None:
     import tritonclient.http as triton

@@ -214,7 +214,7 @@ def test_router_app_also_serves_under_uvicorn_s_own_protocol(
     cluster: Cluster, tmp_path: Path
 ) -> None:
     # `recsched-pod --role router` runs uvicorn's stock protocol until the CLI selects
-    # `router_http` (docs/benchmarks/router.md): the app must be right under both.
+    # `lean_http` (docs/benchmarks/router.md): the app must be right under both.
     router = pod_settings(
         tmp_path,
         role="router",

@@ -54,10 +54,22 @@ def serve_app(
         thread.join(timeout=10)
 
 
+def serve_pod(
+    settings: Any, app: Any = None, ready_path: str = "/v2/health/ready"
+) -> contextlib.AbstractContextManager[str]:
+    """Serve a pod (or `app`, built from `settings`) the way `recsched-pod` does: with the
+    protocol `http_protocol_for(settings)` picks, `LeanHttpProtocol` and the role's body limit."""
+    from recsched_pod.app_factory import http_protocol_for
+    from recsched_pod.server import create_app
+
+    served = create_app(settings) if app is None else app
+    return serve_app(served, ready_path, http=http_protocol_for(settings))
+
+
 def serve_router(
     app: Any, ready_path: str = "/v2/health/ready"
 ) -> contextlib.AbstractContextManager[str]:
-    """Serve a router app the way `recsched-pod --role router` does: with `RouterHttpProtocol`."""
-    from recsched_pod.router_http import RouterHttpProtocol
+    """Serve a router app the way `recsched-pod --role router` does: with `LeanHttpProtocol`."""
+    from recsched_pod.lean_http import LeanHttpProtocol
 
-    return serve_app(app, ready_path, http=RouterHttpProtocol)
+    return serve_app(app, ready_path, http=LeanHttpProtocol)

@@ -21,13 +21,11 @@ def create_role_app(settings: PodSettings) -> ASGIApp:
 
 
 def http_protocol_for(settings: PodSettings) -> Any:
-    """uvicorn's `http=` for a role: the router reads bodies straight into one buffer
-    (`router_http`), refusing any above its body limit before reading; pods use uvicorn's own."""
-    if settings.role != "router":
-        return "auto"
+    """uvicorn's `http=` for the router and the pods alike: bodies read straight into one
+    reused buffer (`lean_http`), any above the role's body limit refused before reading."""
     from recsched_pod.http_shell import max_body_bytes
+    from recsched_pod.lean_http import LeanHttpProtocol
     from recsched_pod.models import model_spec
-    from recsched_pod.router_http import RouterHttpProtocol
 
     limit = max_body_bytes(model_spec(settings.model, settings.scale), settings.max_query_items)
-    return functools.partial(RouterHttpProtocol, max_body_bytes=limit)
+    return functools.partial(LeanHttpProtocol, max_body_bytes=limit)

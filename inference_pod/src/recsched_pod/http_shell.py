@@ -49,8 +49,9 @@ def max_body_bytes(spec: ModelInputSpec, max_items: int) -> int:
 async def read_body(request: Request, limit_bytes: int) -> bytearray:
     """The request body, refused with 413 as soon as it is known to exceed `limit_bytes`.
 
-    With a Content-Length the body lands in one preallocated buffer (one copy, no join), and
-    tensors decoded from it are views of that buffer.
+    With a Content-Length the body lands in one buffer and tensors decoded from it are views of
+    that buffer: the server's own (`lean_http`) hands it over whole, so it is taken as it is;
+    under other servers the chunks are copied into one preallocated buffer (no join).
     """
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit():
@@ -59,17 +60,22 @@ async def read_body(request: Request, limit_bytes: int) -> bytearray:
             raise PayloadTooLargeError(
                 f"body of {declared} bytes exceeds the limit of {limit_bytes}"
             )
-        body = bytearray(expected)
+        body: bytearray | None = None
         received = 0
         async for chunk in request.stream():
+            if body is None and len(chunk) == expected and isinstance(chunk, bytearray):
+                body, received = chunk, expected  # delivered whole: no copy
+                continue
             end = received + len(chunk)
             if end > expected:
                 raise InvalidInputError(f"body is longer than its Content-Length {expected}")
+            if body is None:
+                body = bytearray(expected)
             body[received:end] = chunk
             received = end
         if received != expected:
             raise InvalidInputError(f"body ended after {received} of {expected} bytes")
-        return body
+        return body if body is not None else bytearray()
     buffer = bytearray()
     async for chunk in request.stream():
         buffer += chunk

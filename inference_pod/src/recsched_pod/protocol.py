@@ -311,10 +311,11 @@ def _array_from_json(
 
 
 def _check_index_ranges(sparse: npt.NDArray[np.int64], spec: ModelInputSpec) -> None:
-    # One reduction pass, no temporaries the size of the query: read as unsigned, a negative
+    # One reduction pass over the query, no temporaries its size: read as unsigned, a negative
     # index is >= 2**63 and so above every table's rows. Locate the culprit only on failure.
     rows = np.asarray(spec.table_rows, dtype=np.int64)
-    if (sparse.view(np.uint64).max(axis=(0, 2)) < rows.astype(np.uint64)).all():
+    # Items first: an elementwise max over N contiguous rows, then over each table's lookups.
+    if (sparse.view(np.uint64).max(axis=0).max(axis=1) < rows.astype(np.uint64)).all():
         return
     bad = (sparse < 0) | (sparse >= rows[None, :, None])
     item, table, lookup = (int(axis[0]) for axis in np.nonzero(bad))

@@ -13,7 +13,7 @@ sends before starting work. With no ready GPU endpoint, GPU-bound queries fall b
 pool (counted).
 
 CPU per query is this component's budget (docs/benchmarks/router.md), so the infer path is lean
-end to end: served with uvicorn's `http=RouterHttpProtocol` (`router_http`), the body lands in one
+end to end: served with uvicorn's `http=LeanHttpProtocol` (`lean_http`), the body lands in one
 buffer; `router_infer` checks the header without copying the body, and `upstream_client` forwards
 it over kept-alive connections. Everything else (health, metadata, /metrics, /admin) is the
 FastAPI app. The app is plain ASGI and also runs under uvicorn's stock protocols, only slower.

@@ -11,7 +11,8 @@ returned state. One call per measurement window. The flow:
 3. Searching (`searching.search_step`): a probe is judged by capacity use against the
    incumbent's at comparable load, kept or rolled back; load that moved beyond
    `comparable_load_fraction` voids the comparison.
-4. Converged: hold, and re-tune on load drift, size-mix drift, p95 drift or repeated SLO breaches.
+4. Converged: hold, and re-tune on load drift, size-mix drift, p95 drift or repeated SLO breaches
+   (from a config the search measured within the target at this load, when there is one).
 
 In recommend mode the same decision is computed and reported, the served config and the state
 stay as they are.
@@ -35,7 +36,7 @@ from recsched_operator.tuning.searching import (
     search_step,
 )
 from recsched_operator.tuning.settings import SloTarget, TuningMode, TuningSettings
-from recsched_operator.tuning.state import TuningState
+from recsched_operator.tuning.state import Trial, TuningState
 
 
 def _hold_reason(
@@ -70,6 +71,29 @@ def _hold_reason(
             f"holding: pods report batch {served[0]}, threshold {served[1]}; waiting for {wanted}"
         )
     return None
+
+
+def _safe_trial(
+    state: TuningState,
+    current: KnobConfig,
+    bounds: TuningBounds,
+    qps: float,
+    slo: SloTarget,
+    settings: TuningSettings,
+) -> Trial | None:
+    """The probe of this search (epoch: same SLO) with the lowest capacity use that met the
+    target at no less than about this load (within `comparable_load_fraction`), other than
+    `current`; None if none did."""
+    safe = [
+        trial
+        for trial in state.trials
+        if trial.epoch == state.epoch
+        and trial.config != current
+        and bounds.contains(trial.config)
+        and trial.latency_ms <= slo.target_ms
+        and trial.qps >= qps * (1 - settings.comparable_load_fraction)
+    ]
+    return min(safe, key=lambda trial: trial.use, default=None)
 
 
 def _converged(
@@ -110,9 +134,23 @@ def _converged(
     drifted = latency > converged_ms * (1 + settings.p95_drift_fraction)
     drifting = state.drift_streak + 1 if drifted and latency > near_target else 0
     if drift is None and over >= settings.drift_intervals:
-        drift = (
+        breach = (
             f"{p} {format_ms(latency)} over target {format_ms(slo.target_ms)} for {over} intervals"
         )
+        retreat = _safe_trial(state, current, bounds, qps, slo, settings)
+        if retreat is not None:
+            # At the same load, probing onwards from a config over its target keeps the service
+            # over it until a probe happens to land within; a config this search measured within
+            # the target at this load is a known way back. Re-tune from there.
+            reason = (
+                f"{breach}: {describe_change(current, retreat.config)}, measured at "
+                f"{p} {format_ms(retreat.latency_ms)} at {retreat.qps:.0f} qps; re-tuning from it"
+            )
+            measured = Measure(retreat.use, retreat.latency_ms, retreat.qps)
+            restarted = restart_search(state, retreat.config, measured, slo, step=1)
+            new_state = replace(restarted, last_change_s=now_s)
+            return Decision.move("retune", current, retreat.config, reason), new_state
+        drift = breach
     if drift is None and drifting >= settings.drift_intervals:
         drift = (
             f"{p} {format_ms(latency)} drifted {format_change(latency, converged_ms)} "

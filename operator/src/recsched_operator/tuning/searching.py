@@ -93,6 +93,10 @@ def probe_or_converge(
     )
     candidate = pick_candidate(incumbent, state, observation, bounds, settings, slo)
     if candidate is None:
+        # A window of the incumbent over its target counts towards the converged tuner's
+        # breach streak: converging does not make that observation go away.
+        latency = observation.latency_ms(slo.percentile)
+        breached = incumbent == current and latency is not None and latency > slo.target_ms
         new_state = replace(
             state,
             phase="converged",
@@ -100,7 +104,7 @@ def probe_or_converge(
             converged_qps=state.reference_qps,
             converged_ms=state.reference_ms,
             converged_items=observation.mean_query_items,
-            over_target_streak=0,
+            over_target_streak=1 if breached else 0,
             drift_streak=0,
         )
         if incumbent != current:

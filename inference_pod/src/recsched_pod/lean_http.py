@@ -1,16 +1,18 @@
-"""A lean HTTP/1.1 server protocol for the router, plugged into uvicorn (`http=` option).
+"""A lean HTTP/1.1 server protocol for the router and the pods, plugged into uvicorn (`http=`).
 
 uvicorn's own protocols copy a request body three times on its way to the app (each read into a
 new `bytes`, appended to a buffer, copied again per ASGI message), pause and resume reading every
 64 KiB, and write a response's head and body in two system calls. For the router, which only
-passes 352 KiB queries on, that was most of its CPU per query. This protocol reads a body with a
-Content-Length straight into one preallocated buffer (`recv_into` via `BufferedProtocol`), hands
-it to the app as a single ASGI message, and writes each (buffered) response in one call.
+passes 352 KiB queries on, that was most of its CPU per query; for a pod it was memory traffic
+on the event loop's core that slowed the model worker on the other (docs/benchmarks/pod.md). This
+protocol reads a body with a Content-Length straight into one buffer (`recv_into` via
+`BufferedProtocol`; the last body's buffer is reused once nothing holds it), hands it to the app
+as a single ASGI message, and writes each (buffered) response in one call.
 
 It is still a plain ASGI server: uvicorn keeps the socket, lifespan, signals and graceful
 shutdown; every route of the app is served through it. Limits: one request at a time per
-connection (pipelined requests wait their turn), responses are buffered whole (the router streams
-nothing), no WebSocket upgrade.
+connection (pipelined requests wait their turn), responses are buffered whole (neither the router
+nor the pods stream), no WebSocket upgrade.
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ class _Request:
     filled: int = 0
 
 
-class RouterHttpProtocol(asyncio.BufferedProtocol):
+class LeanHttpProtocol(asyncio.BufferedProtocol):
     """One client connection; the constructor has the signature uvicorn calls."""
 
     def __init__(
