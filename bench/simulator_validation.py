@@ -444,6 +444,18 @@ def main(argv: list[str] | None = None) -> int:
         # Keep the previous run below the new one: on shared cores the same point measured
         # twice differs by more than the simulator's error, and the spread belongs in the record.
         old = old.split(EARLIER)[0][len(MARKER) :].strip()
+        # Its JSON is about to be overwritten: point at the commit that holds it.
+        holder = subprocess.run(
+            ["git", "log", "-1", "--format=%h", "--", str(args.out)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+        if holder:
+            old = old.replace(
+                "raw data in `docs/benchmarks/simulator_validation.json`",
+                f"raw data in git (`git show {holder}:docs/benchmarks/simulator_validation.json`)",
+            )
         earlier = f"\n{EARLIER}\n\n{old}\n" if old else ""
     REPORT.write_text((head.rstrip() + "\n\n" if head.strip() else "") + section + earlier)
     return 0
