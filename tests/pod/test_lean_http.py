@@ -1,6 +1,6 @@
-"""The router's HTTP/1.1 protocol serving small ASGI apps on loopback: whole bodies in one
-message, kept-alive and pipelined requests, interim 100s, refusals, and buffer reuse that never
-overwrites a body the app kept."""
+"""The lean HTTP/1.1 protocol (router and pods) serving small ASGI apps on loopback: whole bodies
+in one message, kept-alive and pipelined requests, interim 100s, refusals, and buffer reuse that
+never overwrites a body the app kept."""
 
 from __future__ import annotations
 
