@@ -190,6 +190,13 @@ class LoadClients:
             pool.join()
 
 
+def kept_tail(report: Path, marker: str) -> str:
+    """The hand-written part of a generated report, from `marker` to its end ("" if none), so
+    that a rerun keeps it (update it by hand)."""
+    previous = report.read_text(encoding="utf-8") if report.exists() else ""
+    return previous[previous.index(marker) :] if marker in previous else ""
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -387,9 +394,7 @@ def main() -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=1), encoding="utf-8")
     report = args.out.with_suffix(".md")
-    # A hand-written reading at the end of the report survives a rerun (update it by hand).
-    previous = report.read_text(encoding="utf-8") if report.exists() else ""
-    reading = previous[previous.index(READING) :] if READING in previous else ""
+    reading = kept_tail(report, READING)
     report.write_text(render_markdown(results) + ("\n" + reading if reading else ""), "utf-8")
     return 0
 

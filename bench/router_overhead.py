@@ -33,7 +33,7 @@ from recsched_pod.models import model_spec, random_query
 READING = "**Reading"
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
-from pod_throughput import _cpu_model, free_port  # noqa: E402
+from pod_throughput import _cpu_model, free_port, kept_tail  # noqa: E402
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -245,10 +245,9 @@ def main() -> int:
         f"{mean('router', 'router_cpu_ms_per_query') / direct_cpu:.0%} of the pod's.",
         "",
     ]
-    # A hand-written reading at the end of the report survives a rerun (update it by hand).
-    previous = args.out.read_text(encoding="utf-8") if args.out.exists() else ""
-    if READING in previous:
-        lines += ["", previous[previous.index(READING) :].rstrip("\n"), ""]
+    reading = kept_tail(args.out, READING)
+    if reading:
+        lines += ["", reading.rstrip("\n"), ""]
     args.out.write_text("\n".join(lines), encoding="utf-8")
     print("\n".join(lines[-2:]))
     return 0

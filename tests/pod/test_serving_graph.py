@@ -12,16 +12,24 @@ from support.pod_fixtures import TEST_SCALE
 CPU = torch.device("cpu")
 
 
+def assert_trace_scores_like_eager(
+    name: str, device: torch.device, seed: int, sizes: tuple[int, ...]
+) -> None:
+    model = build_model(name, scale=TEST_SCALE).to(device).eval()
+    graph = serving_graph(model, device)
+    assert graph.mode == "traced", graph.reason
+    generator = torch.Generator().manual_seed(seed)
+    with torch.inference_mode():
+        for items in sizes:
+            dense, sparse = random_query(model.spec, items, generator)
+            dense = None if dense is None else dense.to(device)
+            sparse = sparse.to(device)
+            torch.testing.assert_close(graph.scorer(dense, sparse), model(dense, sparse))
+
+
 @pytest.mark.parametrize("name", MODEL_NAMES)
 def test_traced_graph_scores_every_zoo_model_like_the_eager_model(name: str) -> None:
-    model = build_model(name, scale=TEST_SCALE).eval()
-    graph = serving_graph(model, CPU)
-    assert graph.mode == "traced", graph.reason
-    generator = torch.Generator().manual_seed(42)
-    with torch.inference_mode():
-        for items in (2, 130):
-            dense, sparse = random_query(model.spec, items, generator)
-            torch.testing.assert_close(graph.scorer(dense, sparse), model(dense, sparse))
+    assert_trace_scores_like_eager(name, CPU, seed=42, sizes=(2, 130))
 
 
 class WrapsRmc1(RecommendationModel):
@@ -72,15 +80,4 @@ def test_graph_mode_eager_serves_the_module_itself() -> None:
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 @pytest.mark.parametrize("name", MODEL_NAMES)
 def test_traced_graph_on_cuda_scores_like_the_eager_model(name: str) -> None:
-    cuda = torch.device("cuda")
-    model = build_model(name, scale=TEST_SCALE).to(cuda).eval()
-    graph = serving_graph(model, cuda)
-    assert graph.mode == "traced", graph.reason
-    generator = torch.Generator().manual_seed(7)
-    with torch.inference_mode():
-        for items in (5, 700):
-            dense, sparse = random_query(model.spec, items, generator)
-            dense = None if dense is None else dense.to(cuda)
-            torch.testing.assert_close(
-                graph.scorer(dense, sparse.to(cuda)), model(dense, sparse.to(cuda))
-            )
+    assert_trace_scores_like_eager(name, torch.device("cuda"), seed=7, sizes=(5, 700))
