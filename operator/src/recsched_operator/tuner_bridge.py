@@ -3,10 +3,17 @@
 The tuner (`tuning/`, `observations`) is pure and cluster-agnostic; this adapter builds its inputs
 from a RecModel spec and the stored state, runs one observe-and-decide round, and flattens the
 result. It is synchronous (prometheus-api-client uses requests), so the loop calls it in a thread.
+
+In `recommend` mode nothing is applied, so the online search cannot measure a neighbour; the
+recommendation comes from the simulator calibrated on the window just observed
+(`simulation.forecast`), with its predicted latency and capacity, whenever the window is
+trustworthy and the model has a shipped profile. Otherwise the policy's own advice stands, with
+the reason there is no forecast.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import importlib
 from collections.abc import Mapping
@@ -15,9 +22,14 @@ from typing import Any
 from recsched_operator.api import NO_OFFLOAD_THRESHOLD, RecModelSpec
 from recsched_operator.naming import Owner
 from recsched_operator.objects import ConfigDocument
+from recsched_operator.simulation.engine import ClusterShape
+from recsched_operator.simulation.forecast import Advice, NoForecast, advise
+from recsched_operator.simulation.profiles import ProfileError, load_profile
+from recsched_operator.tuning.decision import Decision
 from recsched_operator.tuning.knobs import KnobConfig, TuningBounds
 from recsched_operator.tuning.observation import Observation
 from recsched_operator.tuning.policy import decide_next_config
+from recsched_operator.tuning.reasons import describe_change
 from recsched_operator.tuning.settings import SloTarget, TuningMode, TuningSettings
 from recsched_operator.tuning.state import TuningState
 from recsched_operator.tuning_status import TuningOutcome
@@ -67,9 +79,24 @@ def observe_and_decide(
     state = TuningState.from_dict(dict(raw_state)) if raw_state else TuningState()
     observation = _observe(prometheus_url, owner, slo, now_s, timeout_s)
     served = KnobConfig(current.batch_size, current.offload_threshold)
+    mode = TuningMode(spec.tuning.mode)
     decision, new_state = decide_next_config(
-        observation, served, state, bounds, slo, settings, TuningMode(spec.tuning.mode), now_s
+        observation, served, state, bounds, slo, settings, mode, now_s
     )
+    forecast: dict[str, Any] | None = None
+    # Too few samples or a failed observation: the policy's hold already says so.
+    if (
+        mode is TuningMode.RECOMMEND
+        and observation.error is None
+        and observation.samples >= settings.min_samples
+    ):
+        advice = simulator_advice(spec, current, observation, bounds, slo)
+        if isinstance(advice, str):
+            why = f"{decision.reason} (no simulator forecast: {advice})"
+            decision = dataclasses.replace(decision, reason=why)
+        else:
+            decision = _recommendation(served, advice)
+            forecast = advice.to_dict()
     return TuningOutcome(
         action=decision.action,
         reason=decision.reason,
@@ -89,4 +116,36 @@ def observe_and_decide(
         and observation.samples >= settings.min_samples,
         converged=new_state.phase == "converged",
         state=new_state.to_dict(),
+        forecast=forecast,
     )
+
+
+def simulator_advice(
+    spec: RecModelSpec,
+    current: ConfigDocument,
+    observation: Observation,
+    bounds: TuningBounds,
+    slo: SloTarget,
+) -> Advice | str:
+    """The calibrated simulator's advice for this RecModel, or why there is none."""
+    if spec.pools.cpu.replicas < 1:
+        return "no CPU pool pods"
+    try:
+        profile = load_profile(spec.model.name)
+    except ProfileError as error:
+        return str(error)
+    cluster = ClusterShape(spec.pools.cpu.replicas, current.workers, spec.pools.gpu.replicas)
+    served = KnobConfig(current.batch_size, current.offload_threshold)
+    try:
+        return advise(profile, cluster, observation, served, bounds, slo)
+    except NoForecast as error:
+        return str(error)
+
+
+def _recommendation(served: KnobConfig, advice: Advice) -> Decision:
+    config = advice.config
+    if config == served:
+        reason = f"no change recommended: {advice.describe()}"
+    else:
+        reason = f"recommend {describe_change(served, config)}: {advice.describe()}"
+    return Decision("recommend", reason, served, False, served, config)

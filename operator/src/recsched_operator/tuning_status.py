@@ -39,6 +39,7 @@ class TuningOutcome:
     metrics_sufficient: bool = False
     converged: bool = False
     state: dict[str, Any] = field(default_factory=dict)
+    forecast: dict[str, Any] | None = None  # recommend mode: `simulation.forecast.Advice`
 
     def message(self) -> str:
         return (
@@ -148,6 +149,8 @@ def decision_status(
             "reason": outcome.reason,
         },
     }
+    if outcome.forecast is not None:
+        update["recommended"]["forecast"] = outcome.forecast
     observed: dict[str, Any] = {"samples": outcome.samples, "observedAt": at}
     for key, value in (("p95Ms", outcome.p95_ms), ("p99Ms", outcome.p99_ms), ("qps", outcome.qps)):
         if value is not None:

@@ -93,6 +93,17 @@ class ServiceProfile:
         """GPU seconds indexed by query items (index 0 unused)."""
         return self._gpu_table
 
+    def cpu_scaled(self, factor: float) -> ServiceProfile:
+        """The same profile with every CPU time times `factor` (a machine faster or slower than
+        the one that measured it); the GPU times stay."""
+        return ServiceProfile(
+            self.model,
+            self.batch_items,
+            tuple(seconds * factor for seconds in self.cpu_seconds),
+            self.gpu_seconds,
+            {**self.source, "cpu_factor": factor},
+        )
+
     def cpu_request_s(self, items: int) -> float:
         return self._cpu_table[min(max(items, 1), len(self._cpu_table) - 1)]
 

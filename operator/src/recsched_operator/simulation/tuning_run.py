@@ -79,6 +79,7 @@ class SimulatedService:
             gpu_p95_ms=noisy(result.percentile_ms(95, "gpu"), self.latency_noise),
             offloaded_fraction=offloaded,
             mean_query_items=float(result.items.mean()) if result.queries else None,
+            p95_query_items=float(np.percentile(result.items, 95)) if result.queries else None,
             rejected_fraction=0.0,
             cpu_utilization=noisy(result.utilization("cpu"), self.utilization_noise),
             gpu_utilization=noisy(

@@ -11,8 +11,9 @@ Action = Literal["hold", "probe", "accept", "rollback", "converge", "retune", "r
 """hold: keep serving, nothing to learn yet or nothing to do. probe: try a neighbour. accept: a
 probe beat the incumbent and stays (the next probe follows in the same decision when one is left,
 reported as `probe`). rollback: a probe lost or load moved; back to the incumbent. converge: no
-neighbour is better; stay. retune: drift or a new SLO restarted the search. recommend: what `auto`
-would do, reported but not applied."""
+neighbour is better; stay. retune: drift or a new SLO restarted the search. recommend: reported, not
+applied (recommend mode: the calibrated simulator's advice where it can forecast, else what `auto`
+would do)."""
 
 
 @dataclass(frozen=True)
