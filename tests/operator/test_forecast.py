@@ -32,6 +32,7 @@ from recsched_operator.simulation.forecast import NoForecast, advise, calibrate,
 from recsched_operator.simulation.workload import PAPER_LOGNORMAL, PRODUCTION_LIKE
 from recsched_operator.tuning import KnobConfig, Observation, SloTarget, TuningBounds
 from recsched_operator.tuning_status import decision_status
+from support.kube_emulator import merge_patch
 
 SLOWER = 1.5
 HTTP_S = 0.003
@@ -189,6 +190,21 @@ def test_recommend_mode_without_enough_samples_gives_no_forecast(
     observation = replace(observed(truth("wnd", 0, 100.0), WORST, 25.0, noise=0.0), samples=20)
     outcome = run_bridge(monkeypatch, observation)
     assert outcome.forecast is None
+    earlier = {"recommended": {"batchSize": 256, "forecast": {"qps": 25.0}}}
+    status = decision_status(
+        outcome,
+        earlier,
+        [],
+        spec=recommend_spec(),
+        now=datetime.datetime(2026, 11, 26, tzinfo=datetime.UTC),
+        generation=1,
+        history_limit=10,
+    )
+    assert merge_patch(earlier, status)["recommended"] == {
+        "batchSize": 1024,
+        "offloadThreshold": 1025,
+        "reason": outcome.reason,
+    }  # the stale forecast is gone
     assert (outcome.recommended_batch_items, outcome.recommended_threshold_items) == (1024, 1025)
 
 

@@ -62,13 +62,13 @@ def slow_pod(tmp_path: Path) -> Iterator[tuple[RunningPod, RecordingModel]]:
 def test_overload_gets_a_fast_503_with_retry_after_and_the_pod_stays_up(
     slow_pod: tuple[RunningPod, RecordingModel],
 ) -> None:
-    pod, _ = slow_pod
+    pod, model = slow_pod
     results: list[int] = []
 
-    def send() -> None:
+    def send(items: int = 4) -> None:
         results.append(
             httpx.post(
-                pod.url + "/v2/models/rmc1/infer", json=rmc1_query(4), timeout=30
+                pod.url + "/v2/models/rmc1/infer", json=rmc1_query(items), timeout=30
             ).status_code
         )
 
@@ -80,14 +80,19 @@ def test_overload_gets_a_fast_503_with_retry_after_and_the_pod_stays_up(
     assert results.count(200) >= 1
     assert results.count(503) >= 1
     assert set(results) <= {200, 503}
-    started = time.perf_counter()
-    # 4 queued requests are allowed: a query of 8 items at B=2 would need 4 more than a full queue
-    blocker = threading.Thread(target=send)
+    # A blocker of 8 items (4 requests at B = 2, 50 ms each) holds the pending count at 1 or more
+    # for about 200 ms once its first request is on the worker; a query of 12 items (6 requests)
+    # then takes it past the limit of 6. Wait for that first request rather than for a fixed time.
+    started = len(model.sizes)
+    blocker = threading.Thread(target=send, args=(8,))
     blocker.start()
-    time.sleep(0.02)
+    deadline_s = time.monotonic() + 10
+    while len(model.sizes) == started and time.monotonic() < deadline_s:
+        time.sleep(0.001)
+    sent_s = time.perf_counter()
     refused = httpx.post(pod.url + "/v2/models/rmc1/infer", json=rmc1_query(12), timeout=30)
     assert refused.status_code == 503
-    assert time.perf_counter() - started < 1.0
+    assert time.perf_counter() - sent_s < 1.0
     assert refused.headers["Retry-After"] == "1"
     assert int(refused.headers["Retry-After-Ms"]) > 0
     assert "overloaded" in refused.json()["error"]

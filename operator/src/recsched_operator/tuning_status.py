@@ -147,10 +147,10 @@ def decision_status(
             "batchSize": outcome.recommended_batch_items,
             "offloadThreshold": outcome.recommended_threshold_items,
             "reason": outcome.reason,
+            # None removes a previous step's forecast (the status is merge-patched).
+            "forecast": outcome.forecast,
         },
     }
-    if outcome.forecast is not None:
-        update["recommended"]["forecast"] = outcome.forecast
     observed: dict[str, Any] = {"samples": outcome.samples, "observedAt": at}
     for key, value in (("p95Ms", outcome.p95_ms), ("p99Ms", outcome.p99_ms), ("qps", outcome.qps)):
         if value is not None:
