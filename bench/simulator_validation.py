@@ -10,7 +10,10 @@ never from the runs being predicted: one factor on the profile's times makes the
 in-pod query duration match the pod's (the machine is shared, so contention slows compute, and a
 worker does per-request work outside the timed forward pass), and client latency minus the pod's
 query duration gives the fixed per-query cost of HTTP and decoding. The three validation loads
-are then predicted blind.
+are then predicted blind. Beside it: a calibration from the pod's measured capacity, one
+corrected with each predicted run's own compute speed (not blind), and one with the compute speed
+of one more run at an operating load that is not predicted (60%; blind): a worker that idles
+between requests computes slower than a busy one (docs/benchmarks/tuner.md).
 
     .venv/bin/python bench/simulator_validation.py [--workers 1] [--batch 64] [--duration-s 40]
 
@@ -42,13 +45,16 @@ from recsched_operator.simulation.engine import ClusterShape, simulate_window
 from recsched_operator.simulation.profiles import ServiceProfile, load_profile
 from recsched_operator.simulation.workload import PAPER_LOGNORMAL
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from simulator_validation_report import MARKER, render
+
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "docs/benchmarks/simulator_validation.json"
 REPORT = ROOT / "docs/benchmarks/tuner.md"
-MARKER = "## Simulator validation against a real pod"
 """This script owns docs/benchmarks/tuner.md from this heading on; tuner_convergence.py keeps it."""
 EARLIER = "### The previous run, for the spread between runs"
 PYTHON = sys.executable
+OPERATING_LOAD = 0.6  # the operating-load calibration run's share of the work bound
 
 
 def free_port() -> int:
@@ -311,6 +317,11 @@ def validate(
             calibration["pod_mean_query_s"],
         )
         capacity_bound = workers / (work_per_query_s * factor)
+        # Fourth: the fitted calibration with the compute speed of a run at an operating load
+        # that is not predicted (60%): a worker that idles between requests computes slower
+        # than a busy one, which the light-load calibration alone carries into every prediction.
+        operating = load(url, model, OPERATING_LOAD * capacity_bound, duration_s, 4)
+        operating_speed = operating["pod_mean_compute_s"] / calibration["pod_mean_compute_s"]
         rows = []
         for fraction in (0.3, 0.5, 0.7):
             rate = fraction * capacity_bound
@@ -329,6 +340,12 @@ def validate(
                     "drift_corrected_p95_ms": round(
                         drift_corrected_p95_ms(
                             profile, factor * drift, workers, batch, rate, overhead_s
+                        ),
+                        2,
+                    ),
+                    "operating_calibrated_p95_ms": round(
+                        drift_corrected_p95_ms(
+                            profile, factor * operating_speed, workers, batch, rate, overhead_s
                         ),
                         2,
                     ),
@@ -354,6 +371,10 @@ def validate(
         "capacity_factor": round(capacity_factor, 3),
         "capacity_fixed_latency_ms": round(capacity_fixed_s * 1000, 2),
         "calibration_qps": round(calibration_rate, 2),
+        "operating_load_fraction": OPERATING_LOAD,
+        "operating_qps": round(operating["achieved_qps"], 2),
+        "operating_measured_p95_ms": round(operating["p95_ms"], 2),
+        "operating_speed_vs_calibration": round(operating_speed, 3),
         "rows": rows,
     }
 
@@ -474,83 +495,6 @@ def main(argv: list[str] | None = None) -> int:
         earlier = f"\n{EARLIER}\n\n{old}\n" if old else ""
     REPORT.write_text((head.rstrip() + "\n\n" if head.strip() else "") + section + earlier)
     return 0
-
-
-def render(document: dict[str, Any], args: argparse.Namespace) -> str:
-    lines = [
-        MARKER,
-        "",
-        f"`bench/simulator_validation.py --workers {args.workers} --batch {args.batch} "
-        f"--duration-s {args.duration_s:g}` on {document['machine']} at "
-        f"{document['measured_at']} (1-minute load average {document['load_average_1m']}); raw "
-        "data in `docs/benchmarks/simulator_validation.json`. One pod (`python -m recsched_pod`, "
-        "scale 0.01), the load generator (`python -m recsched_loadtest run`, Poisson, the "
-        "paper's lognormal(5.1, 0.2) sizes, 5 s warm-up), and the simulator fed the shipped "
-        "profile. Calibration, from one light-load run (15% of the work bound) that is not among "
-        "the predicted runs: one factor on the profile's times, fitted so the simulated mean "
-        "in-pod query duration equals the pod's (shared cores slow compute, and a worker does "
-        "per-request work outside the timed forward pass: the factor from the pod's compute "
-        "histogram alone is shown beside it), and a fixed per-query cost = client latency "
-        "minus the pod's query duration (HTTP, decoding). Loads are fractions of the calibrated "
-        "work bound. Beside it, a second calibration: worker occupancy from the pod's measured "
-        "capacity (a 20 s closed loop keeping the worker busy; factor and capacity shown), and "
-        "everything else the light-load run shows as fixed latency. Third, the fitted "
-        "calibration drift-corrected: its service times scaled by the pod's mean compute per "
-        "request in the predicted run over that at calibration (`speed vs calibration`), which "
-        "removes the machine's speed drift but also takes in any slowdown the load causes.",
-        "",
-        "| model | factor (compute only) | per-query cost (ms) | load | rate (qps) | measured p95 "
-        "(ms) | simulated p95 (ms) | error | capacity factor (qps) | capacity-calibrated p95 "
-        "(ms) | error | speed vs calibration | drift-corrected p95 (ms) | error | uncalibrated "
-        "simulation (ms) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for result in document["results"]:
-        for row in result["rows"]:
-            by_capacity = row.get("capacity_calibrated_p95_ms")
-            capacity_cells = (
-                " | | "
-                if by_capacity is None
-                else f" {result['capacity_factor']:.2f} ({result['measured_capacity_qps']:.0f}) "
-                f"| {by_capacity:.1f} | {by_capacity / row['measured_p95_ms'] - 1:+.1%} "
-            )
-            lines.append(
-                f"| {result['model']} | {result['worker_factor']:.2f} "
-                f"({result['compute_factor']:.2f}) | "
-                f"{result['query_overhead_ms']:.1f} | {row['load_fraction']:.0%} | "
-                f"{row['rate_qps']:.1f} | {row['measured_p95_ms']:.1f} | "
-                f"{row['simulated_p95_ms']:.1f} | {row['error']:+.1%} |{capacity_cells}| "
-                f"{drift_cells(row)}{row['uncalibrated_simulated_p95_ms']:.1f} |"
-            )
-    rows = [row for result in document["results"] for row in result["rows"]]
-    within = sum(abs(row["error"]) <= 0.15 for row in rows)
-    by_capacity_rows = [row for row in rows if "capacity_calibrated_p95_ms" in row]
-    within_capacity = sum(
-        abs(row["capacity_calibrated_p95_ms"] / row["measured_p95_ms"] - 1) <= 0.15
-        for row in by_capacity_rows
-    )
-    corrected_rows = [row for row in rows if "drift_corrected_p95_ms" in row]
-    within_corrected = sum(
-        abs(row["drift_corrected_p95_ms"] / row["measured_p95_ms"] - 1) <= 0.15
-        for row in corrected_rows
-    )
-    lines += [
-        "",
-        f"Within 15% of the measured p95: {within} of {len(rows)} points (fitted factor); "
-        f"{within_capacity} of {len(by_capacity_rows)} (capacity-calibrated); "
-        f"{within_corrected} of {len(corrected_rows)} (fitted, drift-corrected).",
-    ]
-    return "\n".join(lines) + "\n"
-
-
-def drift_cells(row: dict[str, Any]) -> str:
-    corrected = row.get("drift_corrected_p95_ms")
-    if corrected is None:
-        return "| | | "
-    return (
-        f"{row['pod_compute_vs_calibration']:.2f} | {corrected:.1f} | "
-        f"{corrected / row['measured_p95_ms'] - 1:+.1%} | "
-    )
 
 
 if __name__ == "__main__":
