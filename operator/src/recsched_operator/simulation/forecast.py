@@ -11,9 +11,10 @@ Calibration from one observation of the served config:
   pods clip), the shape the paper's load generator draws.
 * **Speed**: the shipped profile's times scaled by the observed CPU compute per query (the pods'
   compute histogram: utilisation x workers / QPS) over the profile's own for the served batch
-  size on those sizes. This follows the machine's speed as it drifts, which a profile measured
-  elsewhere or earlier cannot know (docs/benchmarks/tuner.md: on shared cores the speed moved
-  -18%..+28% within minutes, and the validation is within 15% only with this correction).
+  size on those sizes. This follows what a profile measured elsewhere or earlier cannot know:
+  the machine's speed, which drifts on shared cores, and the load's effect on it (a worker that
+  idles between requests computes 4-13% slower: docs/benchmarks/tuner.md, where the simulator
+  is within 15% of the measured p95 at 6 of 6 points given the speed of the run predicted).
   The GPU pool keeps the profile's times.
 * **Fixed latency**: what the observed tail exceeds the calibrated simulation of the served
   config at the observed load, added to every query (HTTP, decoding, routing; never negative).
@@ -25,7 +26,7 @@ fitted sizes are part of every forecast.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -187,13 +188,7 @@ def calibrate(
     scaled = profile.cpu_scaled(factor)
     bare = CapacityModel(Scenario(scaled, cluster, sizes, slo.percentile, slo.target_ms), traffic)
     fixed_ms = max(observed_ms - bare.latency_ms(served, qps), 0.0)
-    with_fixed = ClusterShape(
-        cluster.cpu_pods,
-        cluster.cpu_workers_per_pod,
-        cluster.gpu_pods,
-        cluster.request_overhead_s,
-        cluster.query_overhead_s + fixed_ms / 1000.0,
-    )
+    with_fixed = replace(cluster, query_overhead_s=cluster.query_overhead_s + fixed_ms / 1000.0)
     model = CapacityModel(
         Scenario(scaled, with_fixed, sizes, slo.percentile, slo.target_ms), traffic
     )
