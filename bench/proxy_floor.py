@@ -39,7 +39,13 @@ import uvloop
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 from pod_throughput import _cpu_model, free_port  # noqa: E402
-from router_overhead import make_bodies, open_loop, start, wait_ready  # noqa: E402
+from router_overhead import (  # noqa: E402
+    cpu_split_s,
+    make_bodies,
+    open_loop,
+    start_router,
+    wait_ready,
+)
 
 F_SETPIPE_SZ = 1031
 SCORES = b'{"outputs":[]}'.ljust(512)
@@ -47,12 +53,6 @@ ANSWER = (
     b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n" % len(SCORES)
     + SCORES
 )
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_split_s(pid: int) -> tuple[float, float]:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return int(fields[11]) / CLOCK_TICKS, int(fields[12]) / CLOCK_TICKS
 
 
 def listening(port: int) -> socket.socket:
@@ -203,20 +203,7 @@ def main() -> int:
         )
         for role in ("copy", "splice")
     }
-    fronts["router"] = start(
-        [
-            "--role",
-            "router",
-            "--model",
-            "rmc1",
-            "--scale",
-            "0.01",
-            "--port",
-            str(ports["router"]),
-            "--cpu-endpoints",
-            f"127.0.0.1:{stub_port}",
-        ]
-    )
+    fronts["router"] = start_router(ports["router"], stub_port, [])
     rows: dict[str, list[tuple[float, float, float]]] = {name: [] for name in ports}
     load_before = os.getloadavg()[0]
     try:

@@ -38,9 +38,14 @@ from pod_throughput import _cpu_model, free_port, kept_tail  # noqa: E402
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def cpu_seconds(pid: int) -> float:
+def cpu_split_s(pid: int) -> tuple[float, float]:
+    """User and system CPU seconds of process `pid` so far, from /proc."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    return int(fields[11]) / CLOCK_TICKS, int(fields[12]) / CLOCK_TICKS
+
+
+def cpu_seconds(pid: int) -> float:
+    return sum(cpu_split_s(pid))
 
 
 # `recsched-pod` with uvicorn's `http=` option set: the CLI's own flags, settings and app.
@@ -58,6 +63,28 @@ def start(args: list[str], launcher: list[str] | None = None) -> subprocess.Pope
     return subprocess.Popen(
         [sys.executable, *(launcher or ["-m", "recsched_pod"]), *args, "--log-level", "warning"],
         stdout=subprocess.DEVNULL,
+    )
+
+
+def start_router(
+    port: int, pod_port: int, extra: list[str], launcher: list[str] | None = None
+) -> subprocess.Popen[bytes]:
+    """An RMC1 (scale 0.01) router on `port` whose CPU pool is the one endpoint at `pod_port`."""
+    return start(
+        [
+            "--role",
+            "router",
+            "--model",
+            "rmc1",
+            "--scale",
+            "0.01",
+            "--port",
+            str(port),
+            *extra,
+            "--cpu-endpoints",
+            f"127.0.0.1:{pod_port}",
+        ],
+        launcher,
     )
 
 
@@ -160,21 +187,10 @@ def main() -> int:
     pod = start(
         ["--model", "rmc1", "--scale", "0.01", "--port", str(pod_port), "--config", str(config)]
     )
-    router = start(
-        [
-            "--role",
-            "router",
-            "--model",
-            "rmc1",
-            "--scale",
-            "0.01",
-            "--port",
-            str(router_port),
-            "--config",
-            str(config),
-            "--cpu-endpoints",
-            f"127.0.0.1:{pod_port}",
-        ],
+    router = start_router(
+        router_port,
+        pod_port,
+        ["--config", str(config)],
         ["-c", STOCK_UVICORN_LAUNCHER] if args.router_http == "uvicorn" else None,
     )
     pod_url, router_url = f"http://127.0.0.1:{pod_port}", f"http://127.0.0.1:{router_port}"

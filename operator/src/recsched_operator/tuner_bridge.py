@@ -90,7 +90,7 @@ def observe_and_decide(
         and observation.error is None
         and observation.samples >= settings.min_samples
     ):
-        advice = simulator_advice(spec, current, observation, bounds, slo)
+        advice = simulator_advice(spec, served, current.workers, observation, bounds, slo)
         if isinstance(advice, str):
             why = f"{decision.reason} (no simulator forecast: {advice})"
             decision = dataclasses.replace(decision, reason=why)
@@ -122,7 +122,8 @@ def observe_and_decide(
 
 def simulator_advice(
     spec: RecModelSpec,
-    current: ConfigDocument,
+    served: KnobConfig,
+    workers: int,
     observation: Observation,
     bounds: TuningBounds,
     slo: SloTarget,
@@ -134,8 +135,7 @@ def simulator_advice(
         profile = load_profile(spec.model.name)
     except ProfileError as error:
         return str(error)
-    cluster = ClusterShape(spec.pools.cpu.replicas, current.workers, spec.pools.gpu.replicas)
-    served = KnobConfig(current.batch_size, current.offload_threshold)
+    cluster = ClusterShape(spec.pools.cpu.replicas, workers, spec.pools.gpu.replicas)
     try:
         return advise(profile, cluster, observation, served, bounds, slo)
     except NoForecast as error:
