@@ -64,7 +64,9 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def running_pod(model: str, workers: int, batch: int, workdir: Path) -> Iterator[str]:
+def running_pod(
+    model: str, workers: int, batch: int, workdir: Path, extra_args: tuple[str, ...] = ()
+) -> Iterator[str]:
     port = free_port()
     config = workdir / f"{model}-config.json"
     config.write_text(
@@ -98,6 +100,7 @@ def running_pod(model: str, workers: int, batch: int, workdir: Path) -> Iterator
             "validation",
             "--log-level",
             "WARNING",
+            *extra_args,
         ],
         stdout=log,
         stderr=subprocess.STDOUT,

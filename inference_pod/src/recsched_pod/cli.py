@@ -38,6 +38,12 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["traced", "eager"],
         help="traced (default): TorchScript trace, no GIL per request; eager: the module",
     )
+    add(
+        "--pin-workers",
+        choices=["auto", "on", "off"],
+        help="pin model workers one per CPU (default auto: when the CPUs allowed are no more "
+        "than the workers)",
+    )
     add("--max-query-items", type=int, help="queries above this get 413 (default 1024)")
     add("--max-queue-requests", type=int, help="queued requests before 503 (default 4096)")
     add("--recmodel", help="RecModel name for metric labels")

@@ -7,6 +7,10 @@ once per query, when it is split, so a config change never splits an in-flight q
 the worker count is resized between requests. The FIFO is bounded by admission: a query whose
 requests would overflow it is refused at once with `UnavailableError` (503), never queued.
 
+Workers may be pinned one per CPU (`worker_cpus`): unpinned, two workers woken together after an
+idle gap often start on one CPU and share it until the kernel balances them, which made a split
+query barely faster than a whole one at low load (docs/benchmarks/pinning.md).
+
 Query latency runs from arrival to the completion of its last request, as in DeepRecInfra.
 """
 
@@ -15,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import queue
 import sys
 import threading
@@ -31,11 +36,33 @@ from recsched_pod.gpu_emulation import GpuLatencyProfile, VirtualGpu
 from recsched_pod.metrics import PodMetrics
 from recsched_pod.models import RecommendationModel
 from recsched_pod.serving_graph import Scorer
+from recsched_pod.settings import PinPolicy
 
 logger = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
 _IDLE_POLL_S = 0.2  # how often an idle worker checks whether the pool shrank
+
+
+def worker_cpus(policy: PinPolicy, workers: int, allowed: frozenset[int]) -> list[int] | None:
+    """The CPU each of `workers` workers is pinned to, or None to leave placement to the kernel.
+
+    `on` pins worker i to the i-th allowed CPU (round robin). `auto` pins only when the process
+    may use no more CPUs than it has workers, as in a container with an exclusive cpuset (the
+    kubelet's static CPU manager, integer CPU requests): on a shared CPU set, pinning to a
+    fixed few would pile pods onto the same CPUs.
+    """
+    cpus = sorted(allowed)
+    if policy == "off" or not cpus or (policy == "auto" and not 2 <= len(cpus) <= workers):
+        return None
+    return [cpus[index % len(cpus)] for index in range(workers)]
+
+
+def allowed_cpus() -> frozenset[int]:
+    """The CPUs this process may run on; empty where the platform cannot pin threads."""
+    if not hasattr(os, "sched_getaffinity") or not hasattr(os, "sched_setaffinity"):
+        return frozenset()  # pragma: no cover - non-Linux
+    return frozenset(os.sched_getaffinity(0))
 
 
 def requests_for(items: int, batch_items: int) -> list[tuple[int, int]]:
@@ -82,8 +109,13 @@ class WorkerPool:
         clock: Clock = time.perf_counter,
         emulation: GpuLatencyProfile | None = None,
         scorer: Scorer | None = None,
+        pin: PinPolicy = "off",
+        cpus: frozenset[int] | None = None,
     ) -> None:
         self._model = model
+        self._pin = pin
+        self._cpus = allowed_cpus() if cpus is None else cpus
+        self._placement: list[int] | None = None
         self._scorer: Scorer = model if scorer is None else scorer
         self._emulation = emulation
         self._virtual_gpu = VirtualGpu()
@@ -105,6 +137,11 @@ class WorkerPool:
         return self._target_workers
 
     @property
+    def placement(self) -> list[int] | None:
+        """The CPU each worker is pinned to, or None when the kernel places them."""
+        return self._placement
+
+    @property
     def queued_requests(self) -> int:
         return self._pending
 
@@ -121,7 +158,27 @@ class WorkerPool:
                     )
                     self._threads[index] = thread
                     thread.start()
+            self._place_workers(workers)
         self._metrics.workers.set(workers)
+
+    def _place_workers(self, workers: int) -> None:
+        """Pin each live worker to its CPU, or give it back every allowed CPU (under the lock)."""
+        placement = worker_cpus(self._pin, workers, self._cpus)
+        if placement is None and self._placement is None:
+            return  # never pinned: nothing to undo
+        for index, thread in self._threads.items():
+            cpus = self._cpus if placement is None or index >= workers else {placement[index]}
+            if thread.native_id is None:
+                continue
+            try:
+                os.sched_setaffinity(thread.native_id, cpus)
+            except ProcessLookupError:  # a surplus worker that just exited
+                pass
+            except OSError as error:  # e.g. the cpuset changed under us: serve unpinned
+                logger.warning("could not set worker %d's CPUs to %s: %s", index, cpus, error)
+        if placement != self._placement:
+            logger.info("model workers pinned to CPUs %s", placement or "none (kernel placement)")
+            self._placement = placement
 
     def close(self, timeout_s: float = 5.0) -> None:
         with self._resize_lock:

@@ -202,6 +202,7 @@ def create_app(
             retry_after_ms=settings.retry_after_ms,
             emulation=runtime.emulation,
             scorer=runtime.graph.scorer,
+            pin=settings.pin_workers,
         )
         runtime.ready = True
 

@@ -17,6 +17,7 @@ Role = Literal["pod", "router"]
 Device = Literal["cpu", "cuda", "emulated"]
 Pool = Literal["cpu", "gpu", "router"]
 GraphMode = Literal["traced", "eager"]
+PinPolicy = Literal["auto", "on", "off"]
 
 
 def usable_cores() -> int:
@@ -93,6 +94,12 @@ class PodSettings(BaseSettings):
         default="traced",
         description="traced: workers run the model's TorchScript trace, which holds no GIL "
         "during a request (used only after it matched the eager scores); eager: the nn.Module.",
+    )
+    pin_workers: PinPolicy = Field(
+        default="auto",
+        description="Pin model workers one per CPU. auto: only when the process may use no "
+        "more CPUs than it has workers (an exclusive cpuset, e.g. the static CPU manager); "
+        "on: always, round robin over the allowed CPUs; off: the kernel places them.",
     )
     gil_switch_interval_s: float = Field(
         default=0.0005,
