@@ -129,20 +129,30 @@ def set_batch(url: str, batch: int, generation: int) -> None:
 
 
 def over_http(
-    items: int, qps: float, seconds: float, pinned: bool, batches: list[int], seed: int
+    sizes: str,
+    qps: float,
+    seconds: float,
+    pin: str,
+    batches: list[int],
+    seed: int,
+    arrivals: str = "poisson",
 ) -> dict[str, Any]:
+    """p95 by batch size of an RMC1 pod with 2 workers (`--pin-workers pin`) under load."""
     result: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
-        pin = ("--pin-workers", "on" if pinned else "off")
-        with running_pod("rmc1", 2, batches[0], workdir, pin) as url:
+        with running_pod("rmc1", 2, batches[0], workdir, ("--pin-workers", pin)) as url:
+            workload = ["--url", url, "--model", "rmc1", "--sizes", sizes, "--rate", str(qps)]
+            workload += ["--arrivals", arrivals, "--seed", str(seed), "--json", "--quiet"]
+            # A first window after start-up runs slower: warm the pod up before measuring.
+            subprocess.run(
+                [*LOADTEST, *workload, "--duration-s", "5"], check=True, capture_output=True
+            )
             for generation, batch in enumerate(batches, start=2):
                 set_batch(url, batch, generation)
                 before = pod_duration_buckets(url)
-                workload = ["--model", "rmc1", "--sizes", f"fixed:{items}", "--rate", str(qps)]
-                window = ["--duration-s", str(seconds), "--warmup-s", "2", "--seed", str(seed)]
                 report = subprocess.run(
-                    [*LOADTEST, "--url", url, *workload, *window, "--json", "--quiet"],
+                    [*LOADTEST, *workload, "--duration-s", str(seconds), "--warmup-s", "2"],
                     check=True,
                     capture_output=True,
                     text=True,
@@ -230,7 +240,9 @@ def main() -> int:
                 run = in_process(args.items, gap_s, pinned, batches)
                 runs["in_process"].setdefault(mode, {}).setdefault(gap_key, []).append(run)
                 print(mode, gap_key, json.dumps(run), flush=True)
-            run = over_http(args.items, args.qps, args.seconds, pinned, batches, round_index)
+            run = over_http(
+                f"fixed:{args.items}", args.qps, args.seconds, mode, batches, round_index
+            )
             runs["http"].setdefault(mode, []).append(run)
             print(mode, "http", json.dumps(run), flush=True)
     results: dict[str, Any] = {

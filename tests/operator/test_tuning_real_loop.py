@@ -1,16 +1,22 @@
 """Issue 5's real loop: a real pod, a real Prometheus, the load generator, and the tuner.
 
-An RMC1 pod (scale 0.01, 2 workers) starts at B = 1024 under constant Poisson load. Every ~11 s
-the tuner observes a 10 s window through `PrometheusSource`, decides, and pushes a changed config
-to the pod's `PUT /admin/config`. Asserted: real p95 read from Prometheus, changes pushed and
-served by the pod, every decision logged with its reason. The issue's floor (the settled
-config's p95, averaged over its windows, at least 30% below the first window's or below the
-target, within 3 minutes) is a latency figure on a shared 2-core machine: the test passes when it
-is met and reports an expected failure with the measured numbers when it is not, so a busy
-neighbour cannot fail CI (the project measures speed in benchmarks, not timed assertions). What
-the tuner can win here: a query split in two runs on both workers at once (a lone 1024-item RMC1
-query took 22.0 ms whole and 12.3 ms as two 512-item requests on 2 workers, quiet machine,
-docs/benchmarks/pod.md), less the per-query HTTP cost that splitting does not touch.
+An RMC1 pod (scale 0.01, 2 workers) starts at B = 1024 under constant load, warmed up for
+10 s. Every ~11 s the tuner observes a 10 s window through `PrometheusSource`, decides, and
+pushes a changed config to the pod's `PUT /admin/config`. Asserted: real p95 read from
+Prometheus, changes pushed and served by the pod, every decision logged with its reason. The
+issue's floor (the settled config's p95, averaged over at least two of its windows, at least 30%
+below the first window's, or below the target from above it, within 3 minutes) is a latency
+figure on a shared 2-core machine: the test passes when it is met and reports an expected failure
+with the measured numbers when it is not, so a busy neighbour cannot fail CI (the project
+measures speed in benchmarks, not timed assertions).
+
+What the tuner can win here is a query split across both workers at once, which the pod's
+pinned workers (its default on 2 CPUs) make real. Measured with this workload (production
+sizes, Poisson 15 QPS, a warmed pod, docs/benchmarks/batch_landscape.md): the pod's p95 was
+18.1 ms at B = 1024 and 13.4-14.5 ms at B = 128-512 (medians of 3 rounds, -20% to -26%), so the
+target of 15 ms sits between the start and the best configs, while single 10 s windows of one
+config ranged over +-20%: a 30% fall is more than this machine offers, and whether the first
+window lands above the target is chance.
 """
 
 from __future__ import annotations
@@ -67,6 +73,10 @@ SETTINGS = TuningSettings(
 BOUNDS = TuningBounds(batch_min=1, batch_max=1024, threshold_min=1025, threshold_max=1025)
 STEP_S = SLO.window_s + SETTINGS.cooldown_s
 BUDGET_S = 180.0
+# A pod's first seconds of traffic run slower (a warmed pod's p95 at B = 1024 was 17 ms against
+# 28 ms in its first window, docs/benchmarks/batch_landscape.md): the first window measured starts
+# after this much load, so the baseline is the steady state at B = 1024.
+WARMUP_S = 10.0
 
 
 @contextlib.contextmanager
@@ -123,6 +133,12 @@ def constant_load(url: str, duration_s: float) -> Iterator[subprocess.Popen[byte
         stop_process(process)
 
 
+def floor_met(first_ms: float, settled_ms: float) -> bool:
+    """The issue's floor: p95 fell by >= 30%, or fell below the target from above it."""
+    below_target = first_ms > SLO.target_ms >= settled_ms
+    return settled_ms <= 0.7 * first_ms or below_target
+
+
 def push_config(url: str, config: KnobConfig, generation: int) -> None:
     body = json.dumps(
         {
@@ -150,7 +166,7 @@ def test_tuner_steps_a_real_rmc1_pod_from_batch_1024_and_logs_every_decision(
     with (
         rmc1_pod(tmp_path) as (url, port),
         running_prometheus(targets=[f"127.0.0.1:{port}"], scrape_interval_s=1.0) as prom,
-        constant_load(url, BUDGET_S + 60),
+        constant_load(url, WARMUP_S + BUDGET_S + 60),
     ):
         prom.wait_for_targets_up(1)
         source = PrometheusSource(prom.url, timeout_s=5.0)
@@ -158,8 +174,9 @@ def test_tuner_steps_a_real_rmc1_pod_from_batch_1024_and_logs_every_decision(
         first: Observation | None = None
         settled_ms = float("inf")
         decisions = []
+        time.sleep(WARMUP_S)
         started = time.monotonic()
-        time.sleep(SLO.window_s + 2)  # one full window of traffic at B = 1024
+        time.sleep(SLO.window_s + 2)  # one full window of warmed-up traffic at B = 1024
         while time.monotonic() - started < BUDGET_S:
             observation = source.observe(RECMODEL, None, SLO, time.time())
             decision, state = decide_next_config(
@@ -169,15 +186,19 @@ def test_tuner_steps_a_real_rmc1_pod_from_batch_1024_and_logs_every_decision(
             decisions.append(decision)
             if first is None and observation.error is None and observation.p95_ms is not None:
                 first = observation
-            # The settled p95: the incumbent's reference, averaged over its windows (one noisy
-            # window must not pass the floor).
-            if state.incumbent is not None and state.reference_ms is not None:
+            # The settled p95: the incumbent's reference, averaged over at least two of its
+            # windows (one lucky window must not pass the floor).
+            if (
+                state.incumbent is not None
+                and state.reference_ms is not None
+                and state.reference_count >= 2
+            ):
                 settled_ms = state.reference_ms
             if (
                 first is not None
                 and first.p95_ms is not None
                 and state.incumbent != KnobConfig(1024, 1025)
-                and (settled_ms <= 0.7 * first.p95_ms or settled_ms <= SLO.target_ms)
+                and floor_met(first.p95_ms, settled_ms)
             ):
                 break
             if decision.changed:
@@ -198,7 +219,7 @@ def test_tuner_steps_a_real_rmc1_pod_from_batch_1024_and_logs_every_decision(
     assert len(logged) == len(decisions) >= 2
     for decision, message in zip(decisions, logged, strict=True):
         assert decision.reason and decision.reason in message
-    floor = settled_ms <= 0.7 * first.p95_ms or settled_ms <= SLO.target_ms
+    floor = floor_met(first.p95_ms, settled_ms)
     summary = (
         f"p95 {first.p95_ms:.1f} ms at batch 1024 -> {settled_ms:.1f} ms settled at "
         f"{state.incumbent} after {len(decisions)} decisions (target {SLO.target_ms} ms)"

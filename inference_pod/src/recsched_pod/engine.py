@@ -7,9 +7,10 @@ once per query, when it is split, so a config change never splits an in-flight q
 the worker count is resized between requests. The FIFO is bounded by admission: a query whose
 requests would overflow it is refused at once with `UnavailableError` (503), never queued.
 
-Workers may be pinned one per CPU (`worker_cpus`): unpinned, two workers woken together after an
-idle gap often start on one CPU and share it until the kernel balances them, which made a split
-query barely faster than a whole one at low load (docs/benchmarks/pinning.md).
+Workers may be pinned one per CPU (`worker_cpus`): unpinned, a query split across two workers
+after an idle gap ran as slowly as the whole query on a 2-CPU machine, pinned 26-41% faster
+(docs/benchmarks/pinning.md); the likely cause is that the two workers, woken together, start on
+one CPU and share it until the kernel balances them.
 
 Query latency runs from arrival to the completion of its last request, as in DeepRecInfra.
 """
