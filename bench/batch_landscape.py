@@ -16,17 +16,14 @@ hand-written "## Reading").
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
-import os
 import statistics
 import sys
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from pod_throughput import READING, _cpu_model, kept_tail
-from worker_pinning import over_http
+from worker_pinning import over_http, run_header, write_results
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKLOADS = {
@@ -85,22 +82,8 @@ def main() -> int:
             run = over_http(sizes, qps, args.seconds, "auto", batches, round_index, arrivals)
             workloads[name].append(run)
             print(name, json.dumps(run), flush=True)
-    results: dict[str, Any] = {
-        "machine": {
-            "cpus": os.cpu_count(),
-            "processor": _cpu_model(),
-            "load_average": round(os.getloadavg()[0], 2),
-        },
-        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "args": {k: v for k, v in vars(args).items() if k != "out"},
-        "workloads": workloads,
-    }
-    args.out.write_text(json.dumps(results, indent=1), encoding="utf-8")
-    path = args.out.with_suffix(".md")
-    reading = kept_tail(path, READING)
-    report = render(results)
-    path.write_text(report + ("\n" + reading if reading else ""), encoding="utf-8")
-    print(report)
+    results: dict[str, Any] = {**run_header(args), "workloads": workloads}
+    write_results(args.out, results, render(results))
     return 0
 
 

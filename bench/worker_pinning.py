@@ -166,6 +166,28 @@ def over_http(
     return result
 
 
+def run_header(args: argparse.Namespace) -> dict[str, Any]:
+    """The machine, time and arguments of a bench run, for its JSON and its report."""
+    return {
+        "machine": {
+            "cpus": os.cpu_count(),
+            "processor": _cpu_model(),
+            "load_average": round(os.getloadavg()[0], 2),
+        },
+        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "args": {k: v for k, v in vars(args).items() if k != "out"},
+    }
+
+
+def write_results(out: Path, results: dict[str, Any], report: str) -> None:
+    """The JSON to `out`, the report beside it as .md, keeping the report's hand-written Reading."""
+    out.write_text(json.dumps(results, indent=1), encoding="utf-8")
+    path = out.with_suffix(".md")
+    reading = kept_tail(path, READING)
+    path.write_text(report + ("\n" + reading if reading else ""), encoding="utf-8")
+    print(report)
+
+
 def medians(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """Per batch size and figure, the median over rounds."""
     return {
@@ -246,13 +268,7 @@ def main() -> int:
             runs["http"].setdefault(mode, []).append(run)
             print(mode, "http", json.dumps(run), flush=True)
     results: dict[str, Any] = {
-        "machine": {
-            "cpus": os.cpu_count(),
-            "processor": _cpu_model(),
-            "load_average": round(os.getloadavg()[0], 2),
-        },
-        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "args": {k: v for k, v in vars(args).items() if k != "out"},
+        **run_header(args),
         "in_process": {
             mode: {gap: medians(gap_runs) for gap, gap_runs in by_gap.items()}
             for mode, by_gap in runs["in_process"].items()
@@ -260,12 +276,7 @@ def main() -> int:
         "http": {mode: medians(mode_runs) for mode, mode_runs in runs["http"].items()},
         "runs": runs,
     }
-    args.out.write_text(json.dumps(results, indent=1), encoding="utf-8")
-    report = render(results)
-    path = args.out.with_suffix(".md")
-    reading = kept_tail(path, READING)
-    path.write_text(report + ("\n" + reading if reading else ""), encoding="utf-8")
-    print(report)
+    write_results(args.out, results, render(results))
     return 0
 
 
