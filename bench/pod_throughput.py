@@ -37,6 +37,7 @@ from recsched_pod.engine import WorkerPool, configure_process_threads
 from recsched_pod.metrics import PodMetrics
 from recsched_pod.models import MODEL_NAMES, build_model, random_query
 from recsched_pod.serving_graph import Scorer, serving_graph
+from recsched_pod.settings import PinPolicy
 
 BATCHES = (1, 8, 32, 128, 512, 1024)
 READING = "## Reading"
@@ -238,7 +239,13 @@ def start_pod(name: str, scale: float) -> tuple[subprocess.Popen[bytes], str]:
     raise RuntimeError(f"pod for {name} did not become ready")
 
 
-def bench_pool(model: Any, workers: int, scorer: Scorer | None = None) -> WorkerPool:
+def bench_pool(
+    model: Any,
+    workers: int,
+    scorer: Scorer | None = None,
+    pin: PinPolicy = "off",
+    cpus: frozenset[int] | None = None,
+) -> WorkerPool:
     """An in-process CPU worker pool whose queue never refuses a benchmark's queries."""
     return WorkerPool(
         model,
@@ -248,6 +255,8 @@ def bench_pool(model: Any, workers: int, scorer: Scorer | None = None) -> Worker
         max_queue_requests=10_000,
         retry_after_ms=10,
         scorer=scorer,
+        pin=pin,
+        cpus=cpus,
     )
 
 

@@ -30,20 +30,21 @@ import sys
 import tempfile
 import time
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import torch
 from prometheus_client.parser import text_string_to_metric_families
 
-from recsched_pod.engine import WorkerPool, allowed_cpus, configure_process_threads
-from recsched_pod.metrics import PodMetrics
-from recsched_pod.models import build_model, random_query
-from recsched_pod.serving_graph import serving_graph
+from recsched_pod.engine import allowed_cpus, configure_process_threads
+from recsched_pod.models import RecommendationModel, build_model, random_query
+from recsched_pod.serving_graph import Scorer, serving_graph
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from pod_throughput import READING, _cpu_model, kept_tail
+from pod_throughput import READING, _cpu_model, bench_pool, kept_tail
 from simulator_validation import running_pod
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -51,32 +52,40 @@ QUERIES = 40
 LOADTEST = [sys.executable, "-m", "recsched_loadtest", "run"]
 
 
-def in_process(items: int, gap_s: float, pinned: bool, batches: list[int]) -> dict[str, Any]:
-    model = build_model("rmc1", scale=0.01).eval()
-    graph = serving_graph(model, torch.device("cpu"))
-    dense, sparse = random_query(model.spec, items, torch.Generator().manual_seed(3))
-    dense_np = None if dense is None else dense.numpy()
-    metrics = PodMetrics("bench", "cpu", "cpu")
-    pool = WorkerPool(
-        model,
-        torch.device("cpu"),
-        metrics,
-        workers=2,
-        max_queue_requests=1000,
-        retry_after_ms=10,
-        scorer=graph.scorer,
+@dataclass(frozen=True)
+class LoneQuery:
+    """The RMC1 model, the graph the pod serves, and one query, built once for every run."""
+
+    model: RecommendationModel
+    scorer: Scorer
+    dense: npt.NDArray[np.float32] | None
+    sparse: npt.NDArray[np.int64]
+
+    @classmethod
+    def build(cls, items: int) -> LoneQuery:
+        model = build_model("rmc1", scale=0.01).eval()
+        graph = serving_graph(model, torch.device("cpu"))
+        dense, sparse = random_query(model.spec, items, torch.Generator().manual_seed(3))
+        return cls(model, graph.scorer, None if dense is None else dense.numpy(), sparse.numpy())
+
+
+def in_process(query: LoneQuery, gap_s: float, pinned: bool, batches: list[int]) -> dict[str, Any]:
+    pool = bench_pool(
+        query.model,
+        2,
+        query.scorer,
         pin="on" if pinned else "off",
         cpus=frozenset(sorted(allowed_cpus())[:2]),
     )
 
     async def latencies_ms(batch: int) -> list[float]:
-        await pool.run_query(dense_np, sparse.numpy(), batch)
+        await pool.run_query(query.dense, query.sparse, batch)
         timings = []
         for _ in range(QUERIES):
             if gap_s:
                 await asyncio.sleep(gap_s)
             started = time.perf_counter()
-            await pool.run_query(dense_np, sparse.numpy(), batch)
+            await pool.run_query(query.dense, query.sparse, batch)
             timings.append((time.perf_counter() - started) * 1e3)
         return timings
 
@@ -254,12 +263,13 @@ def main() -> int:
         return 2
     configure_process_threads(0.0005)
     batches = [args.items, args.items // 2, args.items // 4]
+    query = LoneQuery.build(args.items)
     runs: dict[str, Any] = {"in_process": {}, "http": {}}
     for round_index in range(args.rounds):
         for pinned in (False, True) if round_index % 2 == 0 else (True, False):
             mode = "on" if pinned else "off"
             for gap_key, gap_s in (("gap_0", 0.0), ("gap_50ms", 0.05)):
-                run = in_process(args.items, gap_s, pinned, batches)
+                run = in_process(query, gap_s, pinned, batches)
                 runs["in_process"].setdefault(mode, {}).setdefault(gap_key, []).append(run)
                 print(mode, gap_key, json.dumps(run), flush=True)
             run = over_http(
