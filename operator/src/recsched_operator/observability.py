@@ -54,6 +54,14 @@ class OperatorMetrics:
         self.slo_target = Gauge(
             "recsched_slo_target_seconds", "Latency target of the SLO.", _LABELS, registry=r
         )
+        # Which percentile the SLO is on, as a label (value always 1), so alert rules can pick
+        # the matching quantile of the latency histogram: PromQL takes no per-series quantile.
+        self.slo_info = Gauge(
+            "recsched_slo_info",
+            "Always 1; `quantile` is the SLO's percentile as a fraction (0.95 or 0.99).",
+            [*_LABELS, "quantile"],
+            registry=r,
+        )
         self.batch_size = Gauge(
             "recsched_tuner_batch_size_items", "Applied CPU batch size.", _LABELS, registry=r
         )
@@ -67,6 +75,14 @@ class OperatorMetrics:
             "recsched_tuner_config_generation", "Applied config generation.", _LABELS, registry=r
         )
 
+    def record_slo(self, namespace: str, recmodel: str, percentile: int, target_s: float) -> None:
+        """The SLO's target and percentile (`recsched_slo_target_seconds`, `recsched_slo_info`)."""
+        self.slo_target.labels(namespace, recmodel).set(target_s)
+        for labels in list(self.slo_info._metrics):
+            if labels[:2] == (namespace, recmodel):
+                self.slo_info.remove(*labels)
+        self.slo_info.labels(namespace, recmodel, f"{percentile / 100:.2f}").set(1)
+
     def forget(self, namespace: str, recmodel: str) -> None:
         """Drop every series of a deleted RecModel."""
         for metric in (
@@ -76,6 +92,7 @@ class OperatorMetrics:
             self.observed_latency,
             self.observed_qps,
             self.slo_target,
+            self.slo_info,
             self.batch_size,
             self.offload_threshold,
             self.generation,

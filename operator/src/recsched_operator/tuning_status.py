@@ -182,7 +182,7 @@ def record_metrics(
 ) -> None:
     labels = (owner.namespace, owner.name)
     metrics.decisions.labels(*labels, outcome.action).inc()
-    metrics.slo_target.labels(*labels).set(spec.slo.target_ms / 1000.0)
+    metrics.record_slo(*labels, spec.slo.percentile, spec.slo.target_ms / 1000.0)
     for quantile, value in (("0.95", outcome.p95_ms), ("0.99", outcome.p99_ms)):
         if value is not None:
             metrics.observed_latency.labels(*labels, quantile).set(value / 1000.0)
