@@ -14,8 +14,10 @@ from recsched_loadtest.capacity_search import (
     CapacitySearch,
     TrialPoint,
     rate_verdict,
+    summarize_repeats,
     trial_certainly_fails,
     trial_passes,
+    trial_window_s,
 )
 
 
@@ -120,6 +122,24 @@ def test_a_trial_is_stopped_only_once_it_cannot_pass(
     # in-flight slow queries count once the remaining error budget is used up.
     policy = CapacityPolicy(target_ms=50.0)
     assert trial_certainly_fails(1000, errors, slow_done, slow_in_flight, policy) is fails
+
+
+@pytest.mark.parametrize(
+    ("rate_qps", "window_s"), [(1000.0, 10.0), (10.0, 10.0), (2.0, 50.0), (0.5, 200.0)]
+)
+def test_low_rate_trials_last_long_enough_for_the_minimum_query_count(
+    rate_qps: float, window_s: float
+) -> None:
+    assert trial_window_s(rate_qps, min_window_s=10.0, min_queries=100) == window_s
+
+
+def test_repeated_searches_report_median_extremes_and_spread() -> None:
+    summary = summarize_repeats([90.0, 100.0, 110.0])
+    assert (summary.median_qps, summary.min_qps, summary.max_qps) == (100.0, 90.0, 110.0)
+    assert summary.spread_pct == pytest.approx(20.0)
+    assert not summary.agree_within(0.15) and summary.agree_within(0.20)
+    assert summarize_repeats([0.0, 0.0]).spread_pct == 0.0
+    assert math.isinf(summarize_repeats([0.0, 0.0, 5.0]).spread_pct)
 
 
 def _simulated_md1_trial(rate_qps: float, seed: int, policy: CapacityPolicy) -> TrialPoint:

@@ -56,10 +56,30 @@ def test_capacity_prints_a_converged_json_result(
 ) -> None:
     arguments = ["capacity", "--url", fresh_server.url, "--model", "toy", "--sizes", "fixed:2"]
     arguments += ["--target-ms", "500", "--start-qps", "20", "--max-qps", "40", "--trial-s", "0.6"]
+    arguments += ["--min-trial-queries", "1"]
     assert main([*arguments, "--warmup-s", "0.2", "--quiet", "--json"]) == 0
     document = _json_output(capsys)
     assert document["capacity_qps"] == 40.0 and document["converged"] is True
     assert [point["offered_qps"] for point in document["curve"]] == [20.0, 40.0]
+    assert document["repeats"]["capacities_qps"] == [40.0]
+
+
+@pytest.mark.timeout(60)
+def test_repeated_capacity_searches_report_median_and_spread_with_enough_queries_per_trial(
+    fresh_server: TestServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # 0.1 s at 50 QPS would be ~5 queries; --min-trial-queries 60 stretches each trial to 1.2 s.
+    arguments = ["capacity", "--url", fresh_server.url, "--model", "toy", "--sizes", "fixed:2"]
+    arguments += ["--target-ms", "500", "--start-qps", "50", "--max-qps", "50", "--trial-s", "0.1"]
+    arguments += ["--min-trial-queries", "60", "--repeat", "3", "--warmup-s", "0.1"]
+    assert main([*arguments, "--quiet", "--json"]) == 0
+    document = _json_output(capsys)
+    assert len(document["runs"]) == 3 and document["converged"] is True
+    assert all(40 <= run["curve"][0]["queries"] <= 80 for run in document["runs"])
+    repeats = document["repeats"]
+    assert repeats["capacities_qps"] == [50.0, 50.0, 50.0]
+    assert repeats["median_qps"] == document["capacity_qps"] == 50.0
+    assert repeats["spread_pct"] == 0.0
 
 
 def test_unreachable_endpoint_exits_2_with_a_message(capsys: pytest.CaptureFixture[str]) -> None:

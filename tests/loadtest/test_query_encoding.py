@@ -86,6 +86,39 @@ def test_bodies_joined_at_send_time_equal_prebuilt_ones() -> None:
     assert all(prebuilt.body(i) == lazy.body(i) for i in range(len(sizes)))
 
 
+@pytest.mark.parametrize("dense_inputs", [True, False], ids=["dense_and_sparse", "sparse_only"])
+def test_json_bodies_joined_from_the_pool_equal_prebuilt_ones(dense_inputs: bool) -> None:
+    metadata = METADATA if dense_inputs else {**METADATA, "inputs": METADATA["inputs"][1:]}
+    signature = parse_model_metadata(metadata)
+    sizes = np.concatenate(([1, 1024], np.random.default_rng(2).integers(1, 1025, 40)))
+    prebuilt = prepare_queries(
+        np.random.default_rng(3), signature, sizes, IndexDistribution(), protocol="json"
+    )
+    pooled = prepare_queries(
+        np.random.default_rng(3),
+        signature,
+        sizes,
+        IndexDistribution(),
+        protocol="json",
+        prebuild_budget_bytes=0,
+    )
+    assert prebuilt.prebuilt is not None and pooled.prebuilt is None
+    assert all(prebuilt.body(i) == pooled.body(i) for i in range(len(sizes)))
+
+
+def test_json_runs_of_any_length_draw_from_a_bounded_pool() -> None:
+    # 20,000 queries of 1,024 items would be ~3 GB of prebuilt JSON; the pool holds 8,192 rows.
+    sizes = np.full(20_000, 1024, dtype=np.int64)
+    queries = prepare_queries(
+        np.random.default_rng(6), SIGNATURE, sizes, IndexDistribution(), protocol="json"
+    )
+    assert queries.prebuilt is None and queries.json_sparse is not None
+    assert len(queries.json_sparse.text) < 64 << 20
+    last = json.loads(queries.body(len(sizes) - 1))
+    assert [entry["shape"][0] for entry in last["inputs"]] == [1024, 1024]
+    assert len(last["inputs"][1]["data"]) == 1024 * 3 * 2
+
+
 def test_queries_get_different_rows_not_the_same_first_rows() -> None:
     sizes = np.full(20, 16, dtype=np.int64)
     queries = prepare_queries(np.random.default_rng(4), SIGNATURE, sizes, IndexDistribution())

@@ -3,7 +3,9 @@
 The search logic is `capacity_search.CapacitySearch`; this module only builds each trial's workload
 (a constant offered rate with Poisson arrivals and a fresh seed per trial), drives it, turns the
 summary into a `TrialPoint` and feeds it back. A trial stops early as soon as it can no longer
-pass, which keeps overload probes short and the server's backlog small.
+pass, which keeps overload probes short and the server's backlog small. A trial's measured window
+lasts `trial_s` or long enough for `min_trial_queries` at its rate, whichever is longer; and
+`measure_capacity_repeated` runs whole searches K times (seed, seed + 1, ...) for their spread.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
@@ -21,8 +24,10 @@ from recsched_loadtest.capacity_search import (
     TrialPoint,
     trial_certainly_fails,
     trial_passes,
+    trial_window_s,
 )
 from recsched_loadtest.driver import DriveOptions, LiveCounts, Monitor, drive_open_loop
+from recsched_loadtest.errors import SpecError
 from recsched_loadtest.signature import ModelSignature
 from recsched_loadtest.stats import RunSummary, summarize_run
 from recsched_loadtest.transports import InferTransport
@@ -31,7 +36,8 @@ from recsched_loadtest.workload import WorkloadSpec, build_workload
 
 @dataclass(frozen=True)
 class TrialSettings:
-    trial_s: float = 10.0  # measured window of one trial
+    trial_s: float = 10.0  # measured window of one trial, at least
+    min_trial_queries: int = 100  # expected queries in the window, at least (low rates last longer)
     warmup_s: float = 2.0
     cooldown_s: float = 0.5  # pause between trials so the endpoint drains
     max_search_s: float = 1800.0
@@ -121,8 +127,9 @@ async def measure_capacity(
             search.stop(f"stopped at the time bound of {settings.max_search_s:g} s")
             break
         number += 1
+        window_s = trial_window_s(rate_qps, settings.trial_s, settings.min_trial_queries)
         trial_spec = spec.at_constant_rate(
-            rate_qps, settings.warmup_s + settings.trial_s, seed=spec.seed * 1000 + number
+            rate_qps, settings.warmup_s + window_s, seed=spec.seed * 1000 + number
         )
 
         def started_hook(queries: int, number: int = number, rate_qps: float = rate_qps) -> None:
@@ -138,3 +145,28 @@ async def measure_capacity(
             reporter.trial_finished(point)
         await asyncio.sleep(settings.cooldown_s)
     return search.result()
+
+
+async def measure_capacity_repeated(
+    transport: InferTransport,
+    signature: ModelSignature,
+    spec: WorkloadSpec,
+    policy: CapacityPolicy,
+    settings: TrialSettings,
+    repeats: int,
+    reporter_for: Callable[[int], TrialReporter | None] = lambda _repeat: None,
+) -> list[CapacityResult]:
+    """`repeats` independent searches, one after another: repeat r uses seed `spec.seed + r`."""
+    if repeats < 1:
+        raise SpecError("--repeat must be >= 1")
+    results = []
+    for repeat in range(repeats):
+        repeat_spec = replace(spec, seed=spec.seed + repeat)
+        results.append(
+            await measure_capacity(
+                transport, signature, repeat_spec, policy, settings, reporter_for(repeat)
+            )
+        )
+        if repeat + 1 < repeats:
+            await asyncio.sleep(settings.cooldown_s)
+    return results

@@ -13,7 +13,10 @@ a full open-loop trial (warm-up discarded) and the search is:
    target; after `max_trials` the median p95 and the pooled error ratio decide.
 
 The class is a state machine fed with trial results, so the I/O side stays a thin loop and the
-tests can drive it with a simulated queue.
+tests can drive it with a simulated queue. `trial_window_s` makes each trial long enough for a
+minimum number of queries at its rate (at 1 QPS, 10 s would be 10 queries: a p95 of nothing), and
+`summarize_repeats` gives the spread of repeated searches (one search on a shared machine is one
+sample, not a figure).
 """
 
 from __future__ import annotations
@@ -108,6 +111,37 @@ def rate_verdict(trials: list[TrialPoint], policy: CapacityPolicy) -> bool | Non
     total = sum(trial.queries for trial in trials)
     pooled_errors = sum(trial.error_ratio * trial.queries for trial in trials) / max(total, 1)
     return median_p95 <= policy.target_ms and pooled_errors < policy.max_error_ratio
+
+
+def trial_window_s(rate_qps: float, min_window_s: float, min_queries: int) -> float:
+    """Measured seconds of a trial: at least `min_window_s`, and long enough that `min_queries`
+    arrive on average at `rate_qps`."""
+    if rate_qps <= 0:
+        raise SpecError("a trial needs a positive rate")
+    return max(min_window_s, min_queries / rate_qps)
+
+
+@dataclass(frozen=True)
+class RepeatSummary:
+    """Capacities of K repeated searches of the same endpoint and their spread."""
+
+    capacities_qps: tuple[float, ...]
+    median_qps: float
+    min_qps: float
+    max_qps: float
+    spread_pct: float  # (max - min) / median, in percent; inf when the median is 0
+
+    def agree_within(self, fraction: float) -> bool:
+        return self.spread_pct <= 100 * fraction
+
+
+def summarize_repeats(capacities_qps: list[float]) -> RepeatSummary:
+    if not capacities_qps:
+        raise SpecError("no capacity searches to summarise")
+    median = statistics.median(capacities_qps)
+    low, high = min(capacities_qps), max(capacities_qps)
+    spread = 100 * (high - low) / median if median > 0 else (0.0 if high == 0 else math.inf)
+    return RepeatSummary(tuple(capacities_qps), median, low, high, spread)
 
 
 @dataclass(frozen=True)

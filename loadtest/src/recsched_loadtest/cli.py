@@ -24,12 +24,13 @@ from recsched_loadtest.arrivals import (
     parse_trace,
     trace_schedule_s,
 )
-from recsched_loadtest.capacity import TrialSettings, measure_capacity, run_workload
-from recsched_loadtest.capacity_search import CapacityPolicy
+from recsched_loadtest.capacity import TrialSettings, measure_capacity_repeated, run_workload
+from recsched_loadtest.capacity_search import CapacityPolicy, summarize_repeats
 from recsched_loadtest.console import (
     CapacityReporter,
     LiveProgress,
     print_capacity_curve,
+    print_repeat_summary,
     print_run_summary,
 )
 from recsched_loadtest.driver import DriveOptions
@@ -37,7 +38,7 @@ from recsched_loadtest.errors import LoadtestError, SpecError
 from recsched_loadtest.indices import parse_index_spec
 from recsched_loadtest.oip_client import fetch_signature, wait_until_ready
 from recsched_loadtest.plots import write_sweep_plots
-from recsched_loadtest.report_files import capacity_result_json, write_sweep_files
+from recsched_loadtest.report_files import repeated_capacity_json, write_sweep_files
 from recsched_loadtest.settings import LoadtestSettings
 from recsched_loadtest.signature import ModelSignature
 from recsched_loadtest.sizes import parse_size_spec
@@ -88,7 +89,15 @@ def _capacity_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("capacity search")
     group.add_argument("--target-ms", type=float, required=True, help="p95 latency target")
     group.add_argument("--start-qps", type=float, default=10.0)
-    group.add_argument("--trial-s", type=float, default=10.0, help="measured seconds per trial")
+    group.add_argument(
+        "--trial-s", type=float, default=10.0, help="measured seconds per trial, at least"
+    )
+    group.add_argument(
+        "--min-trial-queries",
+        type=int,
+        default=100,
+        help="expected queries per trial, at least: low rates get longer trials (%(default)s)",
+    )
     group.add_argument("--warmup-s", type=float, default=2.0, help="discarded seconds per trial")
     group.add_argument("--tolerance", type=float, default=0.05, help="stop when (hi-lo)/lo <= it")
     group.add_argument("--growth", type=float, default=2.0, help="bracketing factor")
@@ -122,6 +131,12 @@ def build_parser(settings: LoadtestSettings | None = None) -> argparse.ArgumentP
 
     capacity = commands.add_parser("capacity", parents=[common], help="latency-bounded QPS")
     _capacity_arguments(capacity)
+    capacity.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="run the whole search K times (seeds SEED..SEED+K-1); reports median, min, max",
+    )
 
     sweep = commands.add_parser("sweep", parents=[common], help="capacity for each config")
     _capacity_arguments(sweep)
@@ -179,8 +194,11 @@ def capacity_setup(args: argparse.Namespace) -> tuple[CapacityPolicy, TrialSetti
         min_trials=args.min_trials,
         max_trials=args.max_trials,
     )
+    if args.min_trial_queries < 1:
+        raise SpecError("--min-trial-queries must be >= 1")
     settings = TrialSettings(
         trial_s=args.trial_s,
+        min_trial_queries=args.min_trial_queries,
         warmup_s=args.warmup_s,
         max_search_s=args.max_search_s,
         drive=drive_options(args),
@@ -227,19 +245,35 @@ async def command_run(args: argparse.Namespace, console: Console) -> int:
 async def command_capacity(args: argparse.Namespace, console: Console) -> int:
     spec = workload_spec(args)
     policy, settings = capacity_setup(args)
+    if args.repeat < 1:
+        raise SpecError("--repeat must be >= 1")
     signature, transport = await _connect(args)
     try:
         with LiveProgress(console, enabled=not args.quiet) as progress:
-            result = await measure_capacity(
-                transport, signature, spec, policy, settings, CapacityReporter(progress)
+            results = await measure_capacity_repeated(
+                transport,
+                signature,
+                spec,
+                policy,
+                settings,
+                args.repeat,
+                lambda repeat: CapacityReporter(
+                    progress, f"search {repeat + 1}/{args.repeat}" if args.repeat > 1 else ""
+                ),
             )
     finally:
         await transport.aclose()
+    summary = summarize_repeats([result.capacity_qps for result in results])
     if not args.quiet:
-        print_capacity_curve(console, result, policy.target_ms, f"{args.model}: {spec.describe()}")
+        for repeat, result in enumerate(results):
+            title = f"{args.model}: {replace(spec, seed=spec.seed + repeat).describe()}"
+            print_capacity_curve(console, result, policy.target_ms, title)
+        if args.repeat > 1:
+            print_repeat_summary(console, summary, policy.target_ms)
     document = {"model": args.model, "workload": spec.describe(), "target_ms": policy.target_ms}
-    _emit(console, args, {**document, **capacity_result_json(result)})
-    return 0 if result.converged and result.capacity_qps > 0 else 1
+    _emit(console, args, {**document, **repeated_capacity_json(results, summary)})
+    converged = all(result.converged for result in results)
+    return 0 if converged and summary.median_qps > 0 else 1
 
 
 def _sweep_token(args: argparse.Namespace, settings: LoadtestSettings) -> str | None:

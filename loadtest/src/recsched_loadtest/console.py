@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 from rich.table import Table
 
-from recsched_loadtest.capacity_search import CapacityResult, TrialPoint
+from recsched_loadtest.capacity_search import CapacityResult, RepeatSummary, TrialPoint
 from recsched_loadtest.driver import LiveCounts
 from recsched_loadtest.stats import RunSummary
 
@@ -167,4 +167,13 @@ def print_capacity_curve(
     console.print(
         f"capacity at p95 <= {target_ms:g} ms: [bold]{result.capacity_qps:.4g} QPS[/bold] "
         f"({result.reason})"
+    )
+
+
+def print_repeat_summary(console: Console, summary: RepeatSummary, target_ms: float) -> None:
+    values = ", ".join(f"{value:.4g}" for value in summary.capacities_qps)
+    console.print(
+        f"capacity at p95 <= {target_ms:g} ms over {len(summary.capacities_qps)} searches: "
+        f"[bold]median {summary.median_qps:.4g} QPS[/bold], min {summary.min_qps:.4g}, "
+        f"max {summary.max_qps:.4g}, spread {summary.spread_pct:.1f}% of the median ({values})"
     )

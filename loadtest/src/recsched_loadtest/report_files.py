@@ -14,7 +14,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from recsched_loadtest.capacity_search import CapacityResult
+from recsched_loadtest.capacity_search import CapacityResult, RepeatSummary
 from recsched_loadtest.sweep_plan import KNOWN_KNOBS, SweepPoint
 
 
@@ -32,6 +32,20 @@ def capacity_result_json(result: CapacityResult) -> dict[str, Any]:
     """Strict JSON (no NaN/Infinity): an unmeasurable p95 becomes null."""
     document: dict[str, Any] = _finite_or_none(asdict(result))
     return document
+
+
+def repeated_capacity_json(results: list[CapacityResult], summary: RepeatSummary) -> dict[str, Any]:
+    """One search: its result as before, plus `repeats`. K searches: the median capacity at the
+    top (`converged` only if all did), each search under `runs`, the spread under `repeats`."""
+    repeats = _finite_or_none(asdict(summary))
+    if len(results) == 1:
+        return {**capacity_result_json(results[0]), "repeats": repeats}
+    return {
+        "capacity_qps": summary.median_qps,
+        "converged": all(result.converged for result in results),
+        "repeats": repeats,
+        "runs": [capacity_result_json(result) for result in results],
+    }
 
 
 def write_sweep_files(out_dir: Path, points: list[SweepPoint], meta: dict[str, Any]) -> list[Path]:
