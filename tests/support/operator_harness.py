@@ -12,7 +12,7 @@ import copy
 import threading
 import time
 import traceback
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
 import kopf
@@ -63,47 +63,99 @@ def operator_settings(kube: KubeEmulator, **overrides: Any) -> OperatorSettings:
     return OperatorSettings(**values)
 
 
+class _OperatorThread:
+    """kopf.operator in its own thread and event loop, stoppable from any thread.
+
+    The stop flag is an asyncio.Event made inside that loop: kopf waits for a `threading.Event`
+    or a concurrent future in an executor thread, and `asyncio.run` then waits for that thread
+    forever when the operator ends on its own (a failed start-up).
+    """
+
+    def __init__(self, settings: OperatorSettings, options: Mapping[str, Any]) -> None:
+        self.ready = threading.Event()
+        self.memo = kopf.Memo(operator_settings=settings)
+        self.errors: list[BaseException] = []
+        self._options = dict(options)
+        self._started = threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self.thread = threading.Thread(target=self._operate, name="operator", daemon=True)
+        self.thread.start()
+        self._started.wait(15)
+
+    def _operate(self) -> None:
+        async def operate() -> None:
+            self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
+            self._started.set()
+            await kopf.operator(
+                **self._options,
+                stop_flag=self._stop,
+                ready_flag=self.ready,
+                memo=self.memo,
+                settings=kopf.OperatorSettings(),
+            )
+
+        try:
+            asyncio.run(operate())
+        except BaseException as exc:  # reported to the test
+            self.errors.append(exc)
+
+    def stop(self) -> None:
+        if self._loop is not None and self._stop is not None and not self._loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                self._loop.call_soon_threadsafe(self._stop.set)
+
+
+def _default_options(settings: OperatorSettings, standalone: bool) -> dict[str, Any]:
+    return {
+        "standalone": standalone,
+        "clusterwide": True,
+        "peering_name": None if standalone else settings.peering_name,
+    }
+
+
 @contextlib.asynccontextmanager
 async def running_operator(
-    settings: OperatorSettings, *, standalone: bool = True
+    settings: OperatorSettings,
+    *,
+    standalone: bool = True,
+    kopf_options: Mapping[str, Any] | None = None,
 ) -> AsyncIterator[kopf.Memo]:
     """Run the operator in its own thread and event loop until the block exits; yields its memo.
 
     A separate loop because kopf, on exit, waits for and then cancels every task created in its
     loop after it started, which in a shared loop would include the emulator's server tasks.
+    `kopf_options` (scope and peering arguments, e.g. from `cli.kopf_run_options`) replace the
+    ones `standalone` implies.
     """
-    stop, ready = threading.Event(), threading.Event()
-    memo = kopf.Memo(operator_settings=settings)
-    errors: list[BaseException] = []
-
-    def operate() -> None:
-        try:
-            asyncio.run(
-                kopf.operator(
-                    standalone=standalone,
-                    clusterwide=True,
-                    stop_flag=stop,
-                    ready_flag=ready,
-                    memo=memo,
-                    settings=kopf.OperatorSettings(),
-                    peering_name=None if standalone else settings.peering_name,
-                )
-            )
-        except BaseException as exc:  # reported to the test below
-            errors.append(exc)
-
-    thread = threading.Thread(target=operate, name="operator", daemon=True)
-    thread.start()
-    assert await asyncio.to_thread(ready.wait, 15), f"operator did not start: {errors}"
+    options = kopf_options if kopf_options is not None else _default_options(settings, standalone)
+    operator = _OperatorThread(settings, options)
+    started = await asyncio.to_thread(operator.ready.wait, 15)
+    assert started, f"operator did not start: {operator.errors}"
     try:
-        yield memo
+        yield operator.memo
     finally:
-        stop.set()
-        await asyncio.to_thread(thread.join, 30)
-        assert not thread.is_alive(), "operator did not stop within 30 s"
-        assert not errors, "operator failed:\n" + "".join(
-            line for error in errors for line in traceback.format_exception(error)
+        operator.stop()
+        await asyncio.to_thread(operator.thread.join, 30)
+        assert not operator.thread.is_alive(), "operator did not stop within 30 s"
+        assert not operator.errors, "operator failed:\n" + "".join(
+            line for error in operator.errors for line in traceback.format_exception(error)
         )
+
+
+async def failed_start(
+    settings: OperatorSettings, kopf_options: Mapping[str, Any], *, timeout_s: float = 30.0
+) -> BaseException:
+    """Run the operator expecting its start-up to fail; the exception kopf ended with."""
+    operator = _OperatorThread(settings, kopf_options)
+    await asyncio.to_thread(operator.thread.join, timeout_s)
+    if operator.thread.is_alive():
+        operator.stop()
+        await asyncio.to_thread(operator.thread.join, 30)
+        raise AssertionError(f"the operator kept running for {timeout_s} s instead of failing")
+    assert not operator.ready.is_set(), "the operator became ready"
+    assert len(operator.errors) == 1, operator.errors
+    return operator.errors[0]
 
 
 async def eventually(

@@ -7,7 +7,6 @@ would apply for a RecModel file (with a placeholder token), which doubles as a d
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,11 +15,13 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from recsched_operator import simulate_cli
 from recsched_operator.api import KIND, parse_spec
 from recsched_operator.errors import InvalidSpecError
 from recsched_operator.local import cli as local_cli
 from recsched_operator.naming import Owner
 from recsched_operator.objects import render_children, render_secret
+from recsched_operator.settings import OperatorSettings
 from recsched_operator.status import config_for_spec
 
 PLACEHOLDER_UID = "00000000-0000-0000-0000-000000000000"
@@ -66,21 +67,31 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run(subparsers)
     _add_render(subparsers)
     local_cli.add_parser(subparsers)
-    try:
-        simulate_cli: Any = importlib.import_module("recsched_operator.simulate_cli")
-    except ModuleNotFoundError:
-        simulate = subparsers.add_parser("simulate", help="queueing simulator (not available)")
-        simulate.set_defaults(simulate_missing=True)
-    else:
-        simulate_cli.add_parser(subparsers)
+    simulate_cli.add_parser(subparsers)
     return parser
+
+
+def kopf_run_options(args: argparse.Namespace, settings: OperatorSettings) -> dict[str, Any]:
+    """The scope and peering arguments of `kopf.run` / `kopf.operator` for `run`'s flags.
+
+    Kopf makes peering mandatory whenever it is given a peering name, and then pauses every watch
+    until it sees the peering resources (forever when their CRD is absent, even with
+    `standalone=True`), so standalone runs pass no name. Without `--standalone` the name is
+    passed and the start-up handler fails loudly when the peering CRD or object is missing
+    (`lifecycle.check_peering`).
+    """
+    return {
+        "standalone": bool(args.standalone),
+        "namespaces": list(args.namespaces),
+        "clusterwide": not args.namespaces,
+        "peering_name": None if args.standalone else settings.peering_name,
+    }
 
 
 def _run_operator(args: argparse.Namespace) -> int:
     import kopf
 
     from recsched_operator import handlers  # noqa: F401 - importing registers the handlers
-    from recsched_operator.settings import OperatorSettings
 
     overrides: dict[str, Any] = {}
     if args.peering is not None:
@@ -94,13 +105,15 @@ def _run_operator(args: argparse.Namespace) -> int:
         return 2
     log_format = kopf.LogFormat.JSON if settings.log_format == "json" else kopf.LogFormat.FULL
     kopf.configure(verbose=args.verbose, log_format=log_format)
-    kopf.run(
-        standalone=args.standalone,
-        namespaces=args.namespaces,
-        clusterwide=not args.namespaces,
-        peering_name=settings.peering_name,
-        memo=kopf.Memo(operator_settings=settings),
-    )
+    try:
+        kopf.run(**kopf_run_options(args, settings), memo=kopf.Memo(operator_settings=settings))
+    except Exception as exc:
+        # A start-up handler that failed permanently (kopf has logged it) ends the operator;
+        # kopf wraps it in a private ActivityError, so its cause carries our message.
+        if not isinstance(exc.__cause__, kopf.PermanentError):
+            raise
+        print(f"recsched-operator: start-up failed: {exc.__cause__}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -143,11 +156,4 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _render(args)
     if args.command == "local":
         return local_cli.run(args)
-    if getattr(args, "simulate_missing", False):
-        print(
-            "recsched-operator: the simulator (recsched_operator.simulate_cli) is not installed",
-            file=sys.stderr,
-        )
-        return 2
-    simulate_cli: Any = importlib.import_module("recsched_operator.simulate_cli")
-    return int(simulate_cli.run(args) or 0)
+    return simulate_cli.run(args)

@@ -1,4 +1,5 @@
-"""A thin async Kubernetes API client over httpx: apply, create, get, list, delete, patch status.
+"""A thin async Kubernetes API client over httpx: apply, create, get, list, delete, patch status,
+plus the two reads the start-up peering check needs (API discovery, object names).
 
 Kopf's own client is private, and the official client is synchronous, so the operator speaks the
 REST API directly with the few verbs it needs. Children are written by server-side apply with the
@@ -198,3 +199,20 @@ class KubeApi:
             content_type="application/merge-patch+json",
         )
         return self._check(response)
+
+    async def served_plurals(self, api_version: str) -> set[str]:
+        """Resource plurals the API serves under `group/version` (empty when it serves none)."""
+        response = await self._request("GET", f"/apis/{api_version}")
+        if response.status_code == 404:
+            return set()
+        resources = self._check(response).get("resources") or []
+        return {str(item.get("name")) for item in resources if "/" not in str(item.get("name"))}
+
+    async def list_names(self, api_version: str, plural: str, namespace: str | None) -> set[str]:
+        """Names of the objects of a resource, cluster-wide when `namespace` is None."""
+        base = f"/apis/{api_version}"
+        path = (
+            f"{base}/{plural}" if namespace is None else f"{base}/namespaces/{namespace}/{plural}"
+        )
+        items = self._check(await self._request("GET", path)).get("items") or []
+        return {str((item.get("metadata") or {}).get("name")) for item in items}

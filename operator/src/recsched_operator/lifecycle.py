@@ -2,6 +2,11 @@
 
 Kopf and the operator's own API client log in with the same `ConnectionInfo`: an explicit URL from
 settings when given (local clusters, tests), else the in-cluster service account, else kubeconfig.
+
+Peering: when kopf is given a peering name it makes peering mandatory, and with the peering CRD
+(or, cluster-wide, the peering object) absent it pauses every watch forever, logging only at
+debug level. So start-up checks both before kopf starts watching and fails with a message naming
+what to install (`helm/recsched/crds/kopfpeerings.kopf.dev.yaml`) or `--standalone`.
 """
 
 from __future__ import annotations
@@ -13,12 +18,15 @@ import kopf
 
 from recsched_operator.api import GROUP
 from recsched_operator.controller import OperatorContext
+from recsched_operator.errors import KubeApiError
 from recsched_operator.kube_api import KubeApi, KubeConnection
 from recsched_operator.observability import HealthServer, OperatorMetrics
 from recsched_operator.settings import OperatorSettings
 
 SERVICE_ACCOUNT_TOKEN = "/var/run/secrets/kubernetes.io/serviceaccount/token"
 FINALIZER = f"{GROUP}/finalizer"
+PEERING_API_VERSIONS = ("kopf.dev/v1", "zalando.org/v1")
+"""Where kopf looks for its peering resources, in its own order (the second is the legacy group)."""
 
 
 def configure_kopf(kopf_settings: kopf.OperatorSettings, settings: OperatorSettings) -> None:
@@ -75,12 +83,50 @@ def kube_connection(info: kopf.ConnectionInfo) -> KubeConnection:
     )
 
 
+async def check_peering(kube: KubeApi, kopf_settings: kopf.OperatorSettings) -> None:
+    """Fail start-up when kopf's mandatory peering could never activate (it would pause forever).
+
+    Standalone or optional peering needs nothing. Cluster-wide, the named ClusterKopfPeering must
+    exist too; namespaced, only the CRD is checked (the watched namespaces may be globs).
+    """
+    peering = kopf_settings.peering
+    if peering.standalone or not peering.mandatory:
+        return
+    plural = "clusterkopfpeerings" if peering.clusterwide else "kopfpeerings"
+    for api_version in PEERING_API_VERSIONS:
+        try:
+            served = plural in await kube.served_plurals(api_version)
+            if not served:
+                continue
+            if peering.clusterwide and peering.name not in await kube.list_names(
+                api_version, plural, None
+            ):
+                raise kopf.PermanentError(
+                    f"peering object {plural}/{peering.name} ({api_version}) does not exist: "
+                    "create it (the Helm chart's templates/peering.yaml does), "
+                    "or run with --standalone (one replica only)"
+                )
+        except KubeApiError as exc:
+            raise kopf.PermanentError(f"cannot check kopf peering: {exc}") from exc
+        return
+    raise kopf.PermanentError(
+        f"peering CRD {plural}.kopf.dev is not installed, so kopf would pause every watch: "
+        "install helm/recsched/crds/kopfpeerings.kopf.dev.yaml, "
+        "or run with --standalone (one replica only)"
+    )
+
+
 async def start(
     settings: OperatorSettings, kopf_settings: kopf.OperatorSettings
 ) -> tuple[OperatorContext, HealthServer]:
     configure_kopf(kopf_settings, settings)
     info = resolve_connection(settings, kopf_settings)
     kube = KubeApi(kube_connection(info), timeout_s=settings.api_timeout_s)
+    try:
+        await check_peering(kube, kopf_settings)
+    except kopf.PermanentError:
+        await kube.aclose()
+        raise
     metrics = OperatorMetrics()
     server = HealthServer(metrics, host=settings.metrics_host, port=settings.metrics_port)
     await server.start()

@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import importlib
 from collections.abc import Mapping
 from typing import Any
 
 from recsched_operator.api import NO_OFFLOAD_THRESHOLD, RecModelSpec
 from recsched_operator.naming import Owner
 from recsched_operator.objects import ConfigDocument
+from recsched_operator.observations import PrometheusSource
 from recsched_operator.simulation.engine import ClusterShape
 from recsched_operator.simulation.forecast import Advice, NoForecast, advise
 from recsched_operator.simulation.profiles import ProfileError, load_profile
@@ -55,13 +55,8 @@ def tuner_inputs(spec: RecModelSpec) -> tuple[TuningBounds, SloTarget, TuningSet
 def _observe(
     prometheus_url: str, owner: Owner, slo: SloTarget, now_s: float, timeout_s: float
 ) -> Observation:
-    try:
-        observations: Any = importlib.import_module("recsched_operator.observations")
-    except ModuleNotFoundError:
-        return Observation.failed(now_s, "recsched_operator.observations is not installed")
-    source = observations.PrometheusSource(prometheus_url, timeout_s=timeout_s)
-    observation: Observation = source.observe(owner.name, owner.namespace, slo, now_s)
-    return observation
+    source = PrometheusSource(prometheus_url, timeout_s=timeout_s)
+    return source.observe(owner.name, owner.namespace, slo, now_s)
 
 
 def observe_and_decide(
