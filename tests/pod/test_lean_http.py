@@ -1,18 +1,22 @@
 """The lean HTTP/1.1 protocol (router and pods) serving small ASGI apps on loopback: whole bodies
 in one message, kept-alive and pipelined requests, interim 100s, refusals, and buffer reuse that
-never overwrites a body the app kept."""
+never overwrites a body the app kept; slow senders timed out (408) and oversize ones refused
+(413) without a connection reset."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import socket
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
-from support.asgi_server import serve_router
+from recsched_pod.lean_http import LeanHttpProtocol
+from support.asgi_server import serve_app, serve_router
 
 pytestmark = pytest.mark.timeout(60)
 INTERIM_100 = b"HTTP/1.1 100 Continue\r\n\r\n"
@@ -187,3 +191,69 @@ def test_router_refuses_a_body_above_its_limit_before_reading_it_in_the_pods_wor
     assert orjson.loads(body) == {
         "error": f"body of {limit + 1} bytes exceeds the limit of {limit}"
     }
+
+
+def read_until_closed(connection: socket.socket, timeout_s: float) -> bytes:
+    """Everything the server sends until it closes; fails if it is still open after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    received = b""
+    while True:
+        remaining_s = deadline - time.monotonic()
+        assert remaining_s > 0, f"still open after {timeout_s} s; received {received[:200]!r}"
+        connection.settimeout(remaining_s)
+        try:
+            chunk = connection.recv(65536)
+        except TimeoutError:
+            continue  # the assertion above reports it
+        if not chunk:
+            return received
+        received += chunk
+
+
+@pytest.fixture(scope="module")
+def strict_echo() -> Iterator[str]:
+    """The echo app behind a 0.2 s read timeout and a 1 MiB body limit."""
+    protocol = functools.partial(LeanHttpProtocol, max_body_bytes=2**20, read_timeout_s=0.2)
+    with serve_app(EchoApp(), "/ready", http=protocol) as url:
+        yield url
+
+
+@pytest.mark.parametrize(
+    "partial_request",
+    [
+        b"POST /echo HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\n\r\n" + b"a" * 10,
+        b"POST /echo HTTP/1.1\r\nhost: x\r\n",  # the head never ends
+    ],
+    ids=["body-never-sent", "head-never-ended"],
+)
+def test_stalled_sender_gets_408_and_the_connection_closes(
+    strict_echo: str, partial_request: bytes
+) -> None:
+    host, port = strict_echo.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as connection:
+        connection.sendall(partial_request)
+        # 408 within two read timeouts (0.4 s); 10 s only bounds a failing run.
+        raw = read_until_closed(connection, timeout_s=10)
+    head, _, body = raw.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 408") and b"connection: close" in head
+    assert b"within 0.2 s" in body
+
+
+def test_request_within_the_read_timeout_is_served(strict_echo: str) -> None:
+    raw = raw_exchange(
+        strict_echo, b"POST /echo HTTP/1.1\r\nhost: x\r\ncontent-length: 2\r\n\r\nab"
+    )
+    assert raw.startswith(b"HTTP/1.1 200 OK")
+
+
+def test_oversize_body_sent_whole_gets_413_not_a_reset(strict_echo: str) -> None:
+    """A client that sends its 64 MiB body before reading (as most do) must read the 413."""
+    host, port = strict_echo.removeprefix("http://").split(":")
+    size = 64 * 2**20
+    with socket.create_connection((host, int(port)), timeout=10) as connection:
+        connection.sendall(b"POST /echo HTTP/1.1\r\nhost: x\r\ncontent-length: %d\r\n\r\n" % size)
+        chunk = b"z" * 2**20
+        for _ in range(size // len(chunk)):
+            connection.sendall(chunk)  # a reset here, or in the read below, fails the test
+        raw = read_until_closed(connection, timeout_s=10)
+    assert raw.startswith(b"HTTP/1.1 413") and b"connection: close" in raw

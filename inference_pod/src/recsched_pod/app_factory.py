@@ -28,4 +28,6 @@ def http_protocol_for(settings: PodSettings) -> Any:
     from recsched_pod.models import model_spec
 
     limit = max_body_bytes(model_spec(settings.model, settings.scale), settings.max_query_items)
-    return functools.partial(LeanHttpProtocol, max_body_bytes=limit)
+    return functools.partial(
+        LeanHttpProtocol, max_body_bytes=limit, read_timeout_s=settings.request_read_timeout_s
+    )

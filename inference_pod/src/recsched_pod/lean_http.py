@@ -13,6 +13,14 @@ It is still a plain ASGI server: uvicorn keeps the socket, lifespan, signals and
 shutdown; every route of the app is served through it. Limits: one request at a time per
 connection (pipelined requests wait their turn), responses are buffered whole (neither the router
 nor the pods stream), no WebSocket upgrade.
+
+Slow and oversize senders. A request must arrive whole (head and body) within
+`read_timeout_s` of its first byte, or it is answered 408 and the connection closed; the check
+rides on the connection's one timer, so the answer comes between one and two timeouts after the
+first byte. A refusal (408, 413, ...) is followed by a lingering close, as nginx does: our side
+is shut for writing and whatever the client still sends is read and dropped until it closes or
+another `read_timeout_s` passes. Closing at once with unread bytes made the kernel reset the
+connection, and a client still sending a large body then saw the reset instead of the 413.
 """
 
 from __future__ import annotations
@@ -32,6 +40,8 @@ import orjson
 logger = logging.getLogger(__name__)
 
 MAX_HEAD_BYTES = 64 * 1024
+READ_TIMEOUT_S = 10.0  # the default of `PodSettings.request_read_timeout_s`
+_DISCARD_BUFFER_BYTES = 256 * 1024  # what a refused sender still sends is read into this, dropped
 # Above any valid query (the app's own limit decides with its message); refused before allocating.
 MAX_BODY_BYTES = 256 * 1024 * 1024
 _READ_BUFFER_BYTES = 16 * 1024  # heads; large bodies bypass it (get_buffer)
@@ -59,9 +69,13 @@ class LeanHttpProtocol(asyncio.BufferedProtocol):
         app_state: dict[str, Any],
         _loop: asyncio.AbstractEventLoop | None = None,
         max_body_bytes: int = MAX_BODY_BYTES,
+        read_timeout_s: float = READ_TIMEOUT_S,
     ) -> None:
         self._app = config.loaded_app
         self._max_body_bytes = max_body_bytes
+        self._read_timeout_s = read_timeout_s
+        self._reading_since_s = 0.0  # when the request on its way began to arrive
+        self._discarding_until_s: float | None = None  # set once refused: lingering close
         self._root_path: str = config.root_path
         self._keep_alive_s: float = config.timeout_keep_alive
         self._server_state = server_state
@@ -92,7 +106,7 @@ class LeanHttpProtocol(asyncio.BufferedProtocol):
         self._server = _address(transport.get_extra_info("sockname"))
         self._client = _address(transport.get_extra_info("peername"))
         self._idle_since_s = self._loop.time()
-        self._keep_alive_timer = self._loop.call_later(self._keep_alive_s, self._check_idle)
+        self._keep_alive_timer = self._loop.call_later(self._timer_period_s(), self._check_idle)
 
     def get_buffer(self, sizehint: int) -> memoryview:
         if self._direct is not None:
@@ -100,6 +114,8 @@ class LeanHttpProtocol(asyncio.BufferedProtocol):
         return memoryview(self._read_buffer)
 
     def buffer_updated(self, nbytes: int) -> None:
+        if self._discarding_until_s is not None:
+            return  # refused: what still arrives is dropped
         self._idle_since_s = None
         direct = self._direct
         if direct is not None:
@@ -125,7 +141,7 @@ class LeanHttpProtocol(asyncio.BufferedProtocol):
             self._read_rest_of_body_directly()
 
     def eof_received(self) -> bool | None:
-        return None  # close our side too
+        return None  # close our side too (which also ends a lingering close)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._server_state.connections.discard(self)
@@ -141,6 +157,7 @@ class LeanHttpProtocol(asyncio.BufferedProtocol):
 
     # httptools callbacks
     def on_message_begin(self) -> None:
+        self._reading_since_s = self._loop.time()
         self._current = _Request()
         self._headers = self._current.headers
         self._head_bytes = 0
@@ -235,6 +252,7 @@ class LeanHttpProtocol(asyncio.BufferedProtocol):
             self._read_rest_of_body_directly()
             if self._paused:
                 self._paused = False
+                self._reading_since_s = self._loop.time()  # it could not arrive while paused
                 self.transport.resume_reading()
             if self._current is None and self._direct is None:
                 self._idle_since_s = self._loop.time()
@@ -259,8 +277,8 @@ class LeanHttpProtocol(asyncio.BufferedProtocol):
         if not response.complete:
             response.set_error(HTTPStatus.INTERNAL_SERVER_ERROR)
         keep_alive = request.keep_alive and not self._closing
-        if self._disconnected.is_set():
-            return
+        if self._disconnected.is_set() or self._discarding_until_s is not None:
+            return  # gone, or refused meanwhile (a pipelined request): nothing more is written
         self.transport.writelines(response.encode(keep_alive))
         self._busy = False
         if not keep_alive:
@@ -305,20 +323,51 @@ class LeanHttpProtocol(asyncio.BufferedProtocol):
         return receive
 
     def _refuse(self, status: HTTPStatus, message: str) -> None:
+        """Answer `status` and close, lingering: see the module docstring."""
         response = _Response()
         response.set_error(status, message)
         self.transport.writelines(response.encode(keep_alive=False))
-        self.transport.close()
+        self._current = self._direct = None
+        if not self.transport.can_write_eof():
+            self.transport.close()
+            return
+        self.transport.write_eof()
+        self._discarding_until_s = self._loop.time() + self._read_timeout_s
+        self._read_buffer = bytearray(_DISCARD_BUFFER_BYTES)
+        if self._paused:
+            self._paused = False
+            self.transport.resume_reading()
+
+    def _timer_period_s(self) -> float:
+        return min(self._keep_alive_s, self._read_timeout_s)
 
     def _check_idle(self) -> None:
-        """Close the connection once idle for the keep-alive time. One timer per period, not one
-        per request: re-arming a timer for each query is measurable at 200 QPS."""
-        wait_s = self._keep_alive_s
-        if self._idle_since_s is not None:
-            wait_s = self._idle_since_s + self._keep_alive_s - self._loop.time()
-            if wait_s <= 0:
+        """Close the connection once idle for the keep-alive time, answer 408 to a request that
+        has not arrived whole within the read timeout, end a lingering close. One timer per
+        period, not one per request: re-arming a timer for each query is measurable at 200 QPS."""
+        now_s = self._loop.time()
+        wait_s = self._timer_period_s()
+        if self._discarding_until_s is not None:
+            if now_s >= self._discarding_until_s:
                 self.transport.close()
                 return
+            wait_s = self._discarding_until_s - now_s
+        elif self._idle_since_s is not None:
+            idle_wait_s = self._idle_since_s + self._keep_alive_s - now_s
+            if idle_wait_s <= 0:
+                self.transport.close()
+                return
+            wait_s = min(idle_wait_s, wait_s)
+        elif (self._current is not None or self._direct is not None) and not (
+            self._busy or self._paused
+        ):
+            late_s = now_s - self._reading_since_s - self._read_timeout_s
+            if late_s >= 0:
+                self._refuse(
+                    HTTPStatus.REQUEST_TIMEOUT,
+                    f"request not received whole within {self._read_timeout_s:g} s",
+                )
+                wait_s = self._read_timeout_s
         self._keep_alive_timer = self._loop.call_later(wait_s, self._check_idle)
 
 

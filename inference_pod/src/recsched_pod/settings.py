@@ -128,6 +128,13 @@ class PodSettings(BaseSettings):
         "connection marks it down at once, so this only bounds how fast it comes back.",
     )
     upstream_timeout_s: float = Field(default=30.0, gt=0, description="Per forwarded query.")
+    request_read_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="Seconds a client may take to send one whole request (head and body) from "
+        "its first byte; later it gets 408 and the connection closes, so stalled senders cannot "
+        "hold connections. 10 s is far above any real query (32 MiB take under 3 s at 100 Mbit/s).",
+    )
 
     @model_validator(mode="after")
     def _token_from_file(self) -> PodSettings:
