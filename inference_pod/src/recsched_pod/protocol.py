@@ -3,13 +3,18 @@
 Handles both the JSON form and the binary tensor extension (`Inference-Header-Content-Length`):
 a JSON header, then each binary input's raw little-endian bytes in input order. Every malformed
 query raises `InvalidInputError` (400) or `PayloadTooLargeError` (413) with a message naming the
-field, before any tensor data is decoded when the header alone shows the problem.
+field, before any tensor data is decoded when the header alone shows the problem. JSON bodies are
+read by `json_tensors`: inputs' number arrays are cut out of the body before orjson parses the
+rest, and INT64 data is parsed from its text by numpy, so a large JSON query costs no Python object
+per number (the same checks apply; see that module for why nothing is accepted that was refused).
+`decode_body` is the whole path from the body's bytes to a `DecodedQuery`, for callers that run it
+off the event loop.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +23,7 @@ import numpy.typing as npt
 import orjson
 
 from recsched_pod.errors import InvalidInputError, PayloadTooLargeError
+from recsched_pod.json_tensors import ArrayText, parse_json_body
 from recsched_pod.models.spec import DENSE_INPUT, SCORES_OUTPUT, SPARSE_INPUT, ModelInputSpec
 
 HEADER_LENGTH = "inference-header-content-length"
@@ -50,27 +56,31 @@ def split_body(body: Body, header_length_text: str | None) -> tuple[dict[str, An
     """
     view = memoryview(body)
     if header_length_text is None:
-        json_part, binary_part = view, view[:0]
-    else:
-        try:
-            header_length = int(header_length_text)
-        except ValueError:
-            raise InvalidInputError(
-                f"Inference-Header-Content-Length must be an integer, got {header_length_text!r}"
-            ) from None
-        if header_length < 0 or header_length > len(body):
-            raise InvalidInputError(
-                f"Inference-Header-Content-Length {header_length} does not fit a body of "
-                f"{len(body)} bytes"
-            )
-        json_part, binary_part = view[:header_length], view[header_length:]
+        whole = body if isinstance(body, bytes | bytearray) else bytes(body)
+        return _parse_object(parse_json_body, whole), view[:0]
     try:
-        header = orjson.loads(json_part)
+        header_length = int(header_length_text)
+    except ValueError:
+        raise InvalidInputError(
+            f"Inference-Header-Content-Length must be an integer, got {header_length_text!r}"
+        ) from None
+    if header_length < 0 or header_length > len(body):
+        raise InvalidInputError(
+            f"Inference-Header-Content-Length {header_length} does not fit a body of "
+            f"{len(body)} bytes"
+        )
+    # A binary request's header holds no tensor data: plain orjson.
+    return _parse_object(orjson.loads, view[:header_length]), view[header_length:]
+
+
+def _parse_object(parse: Callable[[Any], Any], text: Body) -> dict[str, Any]:
+    try:
+        document = parse(text)
     except orjson.JSONDecodeError as error:
         raise InvalidInputError(f"request body is not valid JSON: {error}") from None
-    if not isinstance(header, dict):
+    if not isinstance(document, dict):
         raise InvalidInputError("request body must be a JSON object with an 'inputs' list")
-    return header, binary_part
+    return document
 
 
 def query_items_from_header(header: Mapping[str, Any]) -> int:
@@ -197,6 +207,14 @@ def decode_query(
     )
 
 
+def decode_body(
+    body: Body, header_length_text: str | None, spec: ModelInputSpec, max_items: int
+) -> DecodedQuery:
+    """`split_body` then `decode_query`: from the received bytes to validated tensors."""
+    header, binary_part = split_body(body, header_length_text)
+    return decode_query(header, binary_part, spec, max_items)
+
+
 def encode_response(
     model_name: str, request_id: str | None, scores: npt.NDArray[np.float32], binary: bool
 ) -> tuple[bytes, dict[str, str], str]:
@@ -286,6 +304,18 @@ def _decode_data(
 def _array_from_json(
     name: str, data: object, dtype: np.dtype[Any], shape: list[int], count: int
 ) -> np.ndarray[Any, Any]:
+    if isinstance(data, ArrayText):
+        values = data.int64_values() if dtype.kind == "i" else None
+        if values is not None:
+            if values.size != count:
+                raise InvalidInputError(
+                    f"input {name!r}: data has {values.size} elements; shape {shape} needs {count}"
+                )
+            return values.reshape(shape)
+        try:
+            data = orjson.loads(data.text)  # floats, nested lists, odd text: the usual checks
+        except orjson.JSONDecodeError as error:
+            raise InvalidInputError(f"request body is not valid JSON: {error}") from None
     if not isinstance(data, list):
         raise InvalidInputError(f"input {name!r}: data must be a list")
     try:

@@ -39,7 +39,7 @@ from recsched_pod.live_config import LiveConfig, parse_config_document, watch_co
 from recsched_pod.metrics import PodMetrics
 from recsched_pod.models import RecommendationModel, build_model, model_spec, random_query
 from recsched_pod.models.spec import ModelInputSpec
-from recsched_pod.protocol import HEADER_LENGTH, decode_query, encode_response, split_body
+from recsched_pod.protocol import HEADER_LENGTH, DecodedQuery, decode_body, encode_response
 from recsched_pod.serving_graph import ServingGraph, serving_graph
 from recsched_pod.settings import PodSettings
 
@@ -247,6 +247,19 @@ def create_app(
     return with_infer_fast_path(app, infer)
 
 
+# JSON bodies above this are decoded on a thread: a 1024-item RMC1 query takes tens of ms to parse
+# even on the fast path, which would hold every other query's I/O. Below it, the thread hop
+# (~0.1 ms) would cost more than the decode. Binary bodies always decode inline (views, no parse).
+INLINE_JSON_DECODE_BYTES = 64 << 10
+
+
+async def _decode(runtime: PodRuntime, body: bytearray, header_length: str | None) -> DecodedQuery:
+    spec, max_items = runtime.spec, runtime.settings.max_query_items
+    if header_length is None and len(body) > INLINE_JSON_DECODE_BYTES:
+        return await asyncio.to_thread(decode_body, body, header_length, spec, max_items)
+    return decode_body(body, header_length, spec, max_items)
+
+
 def _infer_handler(runtime: PodRuntime) -> InferHandler:
     async def infer(name: str, request: Request) -> Response:
         arrival_s = time.perf_counter()
@@ -258,10 +271,7 @@ def _infer_handler(runtime: PodRuntime) -> InferHandler:
                     "model is not ready yet", runtime.settings.retry_after_ms, reason="not_ready"
                 )
             body = await read_body(request, runtime.body_limit_bytes)
-            header, binary_part = split_body(body, request.headers.get(HEADER_LENGTH))
-            query = decode_query(
-                header, binary_part, runtime.spec, runtime.settings.max_query_items
-            )
+            query = await _decode(runtime, body, request.headers.get(HEADER_LENGTH))
             # B is read once per query: a config change never splits this query differently.
             batch_items = runtime.batch_items()
             scores = await pool.run_query(query.dense, query.sparse, batch_items, arrival_s)
