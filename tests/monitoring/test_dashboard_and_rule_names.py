@@ -90,3 +90,43 @@ def test_label_values_are_escaped() -> None:
     dashboard = {"panels": [{"title": "t", "targets": [{"expr": 'up{recmodel="$recmodel"}'}]}]}
     (query,) = panel_queries(dashboard, recmodel='a"b', namespace="n")
     assert query.expr == 'up{recmodel="a\\"b"}'
+
+
+def test_slo_info_names_only_the_current_percentile() -> None:
+    """The SLO alert joins on `recsched_slo_info`: one series per RecModel, or the join breaks."""
+    metrics = OperatorMetrics()
+    metrics.record_slo("ns", "rm", 95, 0.05)
+    metrics.record_slo("ns", "rm", 99, 0.04)
+    metrics.record_slo("ns", "other", 95, 0.1)
+    registry = metrics.registry
+    assert (
+        registry.get_sample_value(
+            "recsched_slo_info", {"namespace": "ns", "recmodel": "rm", "quantile": "0.99"}
+        )
+        == 1
+    )
+    assert (
+        registry.get_sample_value(
+            "recsched_slo_info", {"namespace": "ns", "recmodel": "rm", "quantile": "0.95"}
+        )
+        is None
+    )
+    assert (
+        registry.get_sample_value(
+            "recsched_slo_info", {"namespace": "ns", "recmodel": "other", "quantile": "0.95"}
+        )
+        == 1
+    )
+    assert (
+        registry.get_sample_value(
+            "recsched_slo_target_seconds", {"namespace": "ns", "recmodel": "rm"}
+        )
+        == 0.04
+    )
+    metrics.forget("ns", "rm")
+    assert (
+        registry.get_sample_value(
+            "recsched_slo_info", {"namespace": "ns", "recmodel": "rm", "quantile": "0.99"}
+        )
+        is None
+    )
