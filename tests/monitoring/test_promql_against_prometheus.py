@@ -5,10 +5,10 @@ The run: a CPU pod and an emulated-GPU pod (in-process servers), router A in fro
 stub CPU endpoint that answers 503 (upstream errors), router B with no GPU endpoint (fallbacks),
 an invalid query (rejections), and the operator's own metrics registry (`OperatorMetrics`, served
 as the operator serves it) holding what the tuner would have recorded: a tiny SLO target (breach),
-an applied generation above the pods' (stale config), errors and push failures, and a second,
-never-scraped RecModel whose tuner stopped deciding. Prometheus scrapes pods with the `namespace`
-target label the scrape annotations or the PodMonitor add, and the operator with honor_labels, as
-the chart's ServiceMonitor does.
+an applied generation above the pods' (stale config), errors and push failures, a second,
+never-scraped RecModel whose tuner stopped deciding, and a third whose tuning is held (paused).
+Prometheus scrapes pods with the `namespace` target label the scrape annotations or the
+PodMonitor add, and the operator with honor_labels, as the chart's ServiceMonitor does.
 
 Then: every dashboard query (variables substituted by `recsched_operator.dashboard_queries`)
 returns a finite value for the RecModel; every alert expression returns exactly the RecModels the
@@ -49,6 +49,7 @@ DASHBOARD = ROOT / "helm" / "recsched" / "dashboards" / "recsched.json"
 NAMESPACE = "shop"
 RECMODEL = "test-rm"  # pod_settings' recmodel
 GHOST = "ghost-rm"  # tuned by the operator, never scraped
+PAUSED = "paused-rm"  # never scraped either, and its tuning is held
 THRESHOLD_ITEMS = 32
 RATE_INTERVAL = "60s"
 EXPECTED_ALERTS = {
@@ -57,7 +58,7 @@ EXPECTED_ALERTS = {
     "RecSchedOperatorErrors": {RECMODEL},
     "RecSchedConfigPushFailing": {RECMODEL},
     "RecSchedStaleConfigGeneration": {RECMODEL},
-    "RecSchedMetricsMissing": {GHOST},
+    "RecSchedMetricsMissing": {GHOST, PAUSED},
     "RecSchedGPUFallbacks": {RECMODEL},
     "RecSchedQueriesRejected": {RECMODEL},
 }
@@ -126,7 +127,11 @@ def scraped_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ScrapedRun
     operator = OperatorMetrics()
     operator.record_slo(NAMESPACE, RECMODEL, 95, 0.0001)  # 0.1 ms: every query breaches it
     operator.record_slo(NAMESPACE, GHOST, 99, 0.05)
+    operator.record_slo(NAMESPACE, PAUSED, 95, 0.05)
+    operator.tuning_held.labels(NAMESPACE, PAUSED).set(1)
+    operator.decisions.labels(NAMESPACE, PAUSED, "hold").inc()
     for recmodel in (RECMODEL, GHOST):
+        operator.tuning_held.labels(NAMESPACE, recmodel).set(0)
         operator.decisions.labels(NAMESPACE, recmodel, "hold").inc()
         # Counters start at zero where a rate must see them grow (Prometheus has no earlier
         # sample to count a series' first value from).

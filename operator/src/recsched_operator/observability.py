@@ -74,6 +74,12 @@ class OperatorMetrics:
         self.generation = Gauge(
             "recsched_tuner_config_generation", "Applied config generation.", _LABELS, registry=r
         )
+        self.tuning_held = Gauge(
+            "recsched_tuning_held",
+            "1 while tuning is paused (annotation) or spec.tuning.mode is off, else 0.",
+            _LABELS,
+            registry=r,
+        )
 
     def record_slo(self, namespace: str, recmodel: str, percentile: int, target_s: float) -> None:
         """The SLO's target and percentile (`recsched_slo_target_seconds`, `recsched_slo_info`)."""
@@ -96,6 +102,7 @@ class OperatorMetrics:
             self.batch_size,
             self.offload_threshold,
             self.generation,
+            self.tuning_held,
         ):
             for labels in list(metric._metrics):
                 if labels[:2] == (namespace, recmodel):

@@ -88,6 +88,7 @@ async def step(
             return float(spec.tuning.interval_s)
         new_status["applied"] = reported_applied(current, status.get("applied"))
         tuning = not is_paused(annotations) and spec.tuning.mode != "off"
+        ctx.metrics.tuning_held.labels(owner.namespace, owner.name).set(0 if tuning else 1)
         if tuning:
             new_status.update(
                 await _tune(
