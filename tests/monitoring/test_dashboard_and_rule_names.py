@@ -17,6 +17,7 @@ from recsched_operator.dashboard_queries import (
     chart_dashboard_path,
     load_dashboard,
     panel_queries,
+    render_legend,
     substitute,
 )
 from recsched_operator.observability import OperatorMetrics
@@ -130,3 +131,10 @@ def test_slo_info_names_only_the_current_percentile() -> None:
         )
         is None
     )
+
+
+def test_legends_render_like_grafana() -> None:
+    labels = {"pool": "cpu", "reason": "overloaded"}
+    assert render_legend("{{pool}}: {{ reason }}", labels) == "cpu: overloaded"
+    assert render_legend("p95", labels) == "p95"
+    assert render_legend("{{kind}}", labels) == ""

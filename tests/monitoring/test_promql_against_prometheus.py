@@ -35,6 +35,7 @@ import yaml
 from prometheus_client import start_http_server
 
 from recsched_operator.dashboard_queries import load_dashboard, panel_queries
+from recsched_operator.dashboard_series import fetch_dashboard_series
 from recsched_operator.observability import OperatorMetrics
 from recsched_pod.router import create_router_app
 from support.asgi_server import free_port, serve_pod, serve_router
@@ -311,3 +312,17 @@ def test_label_check_catches_a_misspelt_name_that_still_answers(
 ) -> None:
     problems = label_problems(scraped_run.prometheus, expr)
     assert any(problem in p for p in problems), problems
+
+
+def test_local_mode_can_draw_every_dashboard_panel_from_the_same_queries(
+    scraped_run: ScrapedRun,
+) -> None:
+    end_s = time.time()
+    panels = fetch_dashboard_series(
+        scraped_run.prometheus.url, RECMODEL, NAMESPACE, end_s - 30, end_s, rate_interval="30s"
+    )
+    dashboard = load_dashboard(DASHBOARD)
+    titles = {p["title"] for p in dashboard["panels"] if p.get("targets")}
+    assert set(panels) == titles
+    assert all(any(points for points in series.values()) for series in panels.values())
+    assert {"cpu", "gpu"} <= set(panels["Queries per second by pool"])

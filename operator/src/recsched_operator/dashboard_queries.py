@@ -66,6 +66,11 @@ def substitute(expr: str, values: Mapping[str, str]) -> str:
     return _VARIABLE.sub(replace, expr)
 
 
+def render_legend(legend_format: str, labels: Mapping[str, str]) -> str:
+    """A Grafana legend (`{{pool}}: {{reason}}`) for one series' labels, as Grafana draws it."""
+    return re.sub(r"\{\{\s*(\w+)\s*\}\}", lambda m: labels.get(m.group(1), ""), legend_format)
+
+
 def _panels(panels: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
     for panel in panels:
         yield panel
