@@ -5,6 +5,7 @@ The slow test_promql_against_prometheus.py runs the same expressions against rea
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -138,3 +139,25 @@ def test_legends_render_like_grafana() -> None:
     assert render_legend("{{pool}}: {{ reason }}", labels) == "cpu: overloaded"
     assert render_legend("p95", labels) == "p95"
     assert render_legend("{{kind}}", labels) == ""
+
+
+def test_dashboard_layout_and_variables_are_consistent() -> None:
+    dashboard = load_dashboard()
+    panels = dashboard["panels"]
+    assert len({p["id"] for p in panels}) == len(panels)
+    cells: set[tuple[int, int]] = set()
+    for panel in panels:
+        grid = panel["gridPos"]
+        assert grid["x"] >= 0 and grid["x"] + grid["w"] <= 24, panel["title"]
+        area = {
+            (x, y)
+            for x in range(grid["x"], grid["x"] + grid["w"])
+            for y in range(grid["y"], grid["y"] + grid["h"])
+        }
+        assert not area & cells, f"{panel['title']} overlaps another panel"
+        cells |= area
+        for target in panel.get("targets", []):
+            assert target["datasource"] == {"type": "prometheus", "uid": "${datasource}"}
+    defined = {variable["name"] for variable in dashboard["templating"]["list"]}
+    used = set(re.findall(r"\$\{?(\w+)", json.dumps(dashboard)))
+    assert used - {"__rate_interval"} == defined
