@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import re
 import secrets
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +36,9 @@ _INTEGER_BYTES = b"0123456789,-"
 _MARKER = "recsched-data-" + secrets.token_hex(8) + "-"
 _MINUS_WITHOUT_DIGIT = re.compile(rb"-(?![0-9])")
 _INT64 = np.iinfo(np.int64)
+# Parsing 256 KiB of numbers takes 1-3 ms here: a decode on a thread holds the GIL (and so the
+# event loop) for about that long at a time, whatever the body's size.
+SLICE_BYTES = 256 << 10
 
 
 @dataclass(frozen=True)
@@ -46,6 +50,25 @@ class ArrayText:
     def int64_values(self) -> npt.NDArray[np.int64] | None:
         """The integers of a flat array of canonical JSON integers; None for anything else."""
         return _canonical_int64(self.text[1:-1])
+
+    def as_array(self) -> npt.NDArray[Any]:
+        """`np.asarray(orjson.loads(text))`, parsed in slices when the text is long.
+
+        A cut array is flat and holds no string, so its commas all separate values and slices
+        cut at commas parse on their own; the slices' arrays are joined only if they all came out
+        of the same dtype (then the whole would have too), otherwise the text is parsed whole.
+        Raises `orjson.JSONDecodeError` or numpy's `ValueError`/`OverflowError` as that would.
+        """
+        slices = _slices(self.text[1:-1])
+        if len(slices) == 1 or any(not piece.strip(_WHITESPACE) for piece in slices):
+            return np.asarray(orjson.loads(self.text))
+        arrays = []
+        for piece in slices:
+            arrays.append(np.asarray(orjson.loads(b"[" + piece + b"]")))
+            time.sleep(0)  # let the event loop's thread take the GIL between slices
+        if len({array.dtype for array in arrays}) != 1:
+            return np.asarray(orjson.loads(self.text))
+        return np.concatenate(arrays)
 
 
 def parse_json_body(body: bytes | bytearray) -> Any:
@@ -123,28 +146,48 @@ def _put_arrays_back(document: Any, cuts: list[ArrayText]) -> bool:
 def _canonical_int64(inner: bytes) -> npt.NDArray[np.int64] | None:
     """Parse `1,-2, 3` (JSON integers, commas, whitespace) in one pass; None if not exactly that.
 
-    numpy's text parser is laxer than JSON (`+1`, `01`, `- 1`, a trailing comma; values past int64
-    saturate), so the text is checked around it: allowed bytes only, a digit at both ends, no
-    minus without a digit right after it, no leading zero, no saturated value. What is left (two
-    commas in a row, a space inside a number, `1-2`) makes numpy's parser fail.
+    numpy's text parser is laxer than JSON (`+1`, `01`, `- 1`, `1, ,2`, a trailing comma; values
+    past int64 saturate), so the text is checked around it: allowed bytes only, a number at both
+    ends of each slice, no minus without a digit right after it, no empty value between commas, no
+    leading zero, no saturated value. What is left (`1,,2`, a space inside a number, `1-2`) makes
+    numpy's parser fail.
     """
     whitespace = inner.translate(None, _INTEGER_BYTES)
     if whitespace.translate(None, _WHITESPACE):
         return None  # other bytes: floats, literals, ...
     stripped = inner.strip(_WHITESPACE)
-    if not stripped or not (stripped[0] in b"-0123456789" and stripped[-1] in b"0123456789"):
-        return None
+    if whitespace and b",," in stripped.translate(None, _WHITESPACE):
+        return None  # numpy takes `1, ,2`
     if b"-" in stripped and _MINUS_WITHOUT_DIGIT.search(stripped):
         return None
     if _has_leading_zero(stripped):
         return None
-    try:
-        values = np.fromstring(stripped, dtype=np.int64, sep=",")
-    except ValueError:
-        return None
+    parts = []
+    for piece in _slices(stripped):
+        # numpy takes `1,` and ` ,1`: each slice must start and end with a number.
+        first, last = piece.lstrip(_WHITESPACE)[:1], piece.rstrip(_WHITESPACE)[-1:]
+        if not (first and first in b"-0123456789" and last and last in b"0123456789"):
+            return None
+        try:
+            parts.append(np.fromstring(piece, dtype=np.int64, sep=","))
+        except ValueError:
+            return None
+        time.sleep(0)  # let the event loop's thread take the GIL between slices
+    values = parts[0] if len(parts) == 1 else np.concatenate(parts)
     if values.size == 0 or values.max() == _INT64.max or values.min() == _INT64.min:
         return None  # past int64 (or its very ends): orjson and the usual checks decide
     return values
+
+
+def _slices(text: bytes) -> list[bytes]:
+    """`text` cut at the first comma after every `SLICE_BYTES` (the commas dropped)."""
+    slices = []
+    start = 0
+    while (end := text.find(b",", start + SLICE_BYTES)) >= 0:
+        slices.append(text[start:end])
+        start = end + 1
+    slices.append(text[start:])
+    return slices
 
 
 def _has_leading_zero(text: bytes) -> bool:

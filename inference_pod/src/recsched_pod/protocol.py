@@ -313,15 +313,22 @@ def _array_from_json(
                 )
             return values.reshape(shape)
         try:
-            data = orjson.loads(data.text)  # floats, nested lists, odd text: the usual checks
+            array = data.as_array()  # floats, nested lists, odd text: the usual checks below
         except orjson.JSONDecodeError as error:
             raise InvalidInputError(f"request body is not valid JSON: {error}") from None
-    if not isinstance(data, list):
-        raise InvalidInputError(f"input {name!r}: data must be a list")
-    try:
-        array = np.asarray(data)
-    except (ValueError, OverflowError):
-        raise InvalidInputError(f"input {name!r}: data is not a regular numeric array") from None
+        except (ValueError, OverflowError):
+            raise InvalidInputError(
+                f"input {name!r}: data is not a regular numeric array"
+            ) from None
+    else:
+        if not isinstance(data, list):
+            raise InvalidInputError(f"input {name!r}: data must be a list")
+        try:
+            array = np.asarray(data)
+        except (ValueError, OverflowError):
+            raise InvalidInputError(
+                f"input {name!r}: data is not a regular numeric array"
+            ) from None
     allowed_kinds = "iu" if dtype.kind == "i" else "iuf"
     if array.size and array.dtype.kind not in allowed_kinds:
         kind = "integers" if dtype.kind == "i" else "numbers"
