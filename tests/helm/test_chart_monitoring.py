@@ -185,3 +185,9 @@ def test_values_schema_rejects_typos_in_monitoring_keys(values: dict[str, Any]) 
     chart = helm.Chart.load(str(CHART))
     with pytest.raises(helm.HelmError):
         chart.validate_schema(values)
+
+
+def test_chart_with_every_monitoring_extra_lints_clean_in_strict_mode() -> None:
+    report = helm.lint(str(CHART), ALL_ON, strict=True)
+    assert report["errors"] == []
+    assert [m for m in report["messages"] if m["severity"] >= 2] == []
