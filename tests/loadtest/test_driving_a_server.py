@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import socket
-
 import numpy as np
 import pytest
 from loadtest_server_process import TestServer
@@ -15,6 +13,7 @@ from recsched_loadtest.sizes import FixedSizes
 from recsched_loadtest.stats import RunRecords, RunSummary, summarize_run
 from recsched_loadtest.transports import make_transport
 from recsched_loadtest.workload import WorkloadSpec, build_workload
+from support.ports import free_port
 
 
 async def _run(
@@ -82,17 +81,11 @@ async def test_every_failure_is_counted_by_kind_and_none_is_dropped(
     assert fresh_server.stats()["bad_requests"] == 0  # every body was valid
 
 
-def _unused_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.mark.timeout(60)
 async def test_refused_connections_are_counted_as_connection_errors(
     fresh_server: TestServer,
 ) -> None:
-    dead_url = f"http://127.0.0.1:{_unused_port()}"
+    dead_url = f"http://127.0.0.1:{free_port()}"
     _, summary = await _run(dead_url, 50.0, 1.0, DriveOptions(), signature_url=fresh_server.url)
     assert summary.errors == {"connection": 50} and summary.ok == 0
     assert not summary.meets_slo(target_ms=1e6)

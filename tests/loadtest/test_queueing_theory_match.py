@@ -24,6 +24,7 @@ from recsched_loadtest.sizes import FixedSizes
 from recsched_loadtest.stats import summarize_run
 from recsched_loadtest.transports import make_transport
 from recsched_loadtest.workload import WorkloadSpec, build_workload
+from support.figures import record_figures
 
 
 def _replay_md1(arrivals_s: np.ndarray, service_s: float) -> np.ndarray:
@@ -63,8 +64,20 @@ async def test_md1_p95_matches_theory_within_10_percent(fresh_server: TestServer
     replay_s = _replay_md1(workload.scheduled_s, service_s)[measured]
     excess_ms = ((records.done_s - records.scheduled_s)[measured] - replay_s) * 1e3
     assert summary.errors == {}
-    # The instrument adds only HTTP overhead per query; no drift, no hidden queueing.
-    assert np.median(excess_ms) < 5.0 and np.percentile(excess_ms, 95) < 10.0
+    # The instrument never under-reports: every latency holds the query's whole sojourn in the
+    # queue (server and client read the same monotonic clock). How much it adds (HTTP overhead)
+    # is a figure, not a pass mark: written with RECSCHED_TEST_FIGURES_DIR set.
+    assert np.all(excess_ms > -1.0), f"under-reported by {-excess_ms.min():.1f} ms"
+    record_figures(
+        "loadtest_md1_p95",
+        {
+            "measured_p95_ms": summary.p95_ms,
+            "replay_p95_ms": float(np.percentile(replay_s, 95) * 1e3),
+            "theory_p95_ms": theory_ms,
+            "overhead_median_ms": float(np.median(excess_ms)),
+            "overhead_p95_ms": float(np.percentile(excess_ms, 95)),
+        },
+    )
     assert summary.p95_ms == pytest.approx(np.percentile(replay_s, 95) * 1e3, rel=0.10)
     assert summary.p95_ms == pytest.approx(theory_ms, rel=0.10)
     assert summary.latency is not None and summary.latency.p50_ms < 0.5 * theory_ms

@@ -2,13 +2,16 @@
 
 An RMC1 pod (scale 0.01, 2 workers) starts at B = 1024 under constant load, warmed up for
 10 s. Every ~11 s the tuner observes a 10 s window through `PrometheusSource`, decides, and
-pushes a changed config to the pod's `PUT /admin/config`. Asserted: real p95 read from
-Prometheus, changes pushed and served by the pod, every decision logged with its reason. The
-issue's floor (the settled config's p95, averaged over at least two of its windows, at least 30%
-below the first window's, or below the target from above it, within 3 minutes) is a latency
-figure on a shared 2-core machine: the test passes when it is met and reports an expected failure
-with the measured numbers when it is not, so a busy neighbour cannot fail CI (the project
-measures speed in benchmarks, not timed assertions).
+pushes a changed config to the pod's `PUT /admin/config`. Asserted, all behaviour: a real p95
+read from Prometheus, the config left its start (B = 1024), every push acknowledged as applied
+and the last one served by the pod, every decision logged with its reason. The loop stops once
+a config other than the start has been measured over at least two windows, or after 3 minutes.
+
+The p95 gain (first window at B = 1024 against that settled config's windows) is a benchmark
+figure, not a pass mark: run with `RECSCHED_TEST_FIGURES_DIR=DIR` and each run appends its
+figures to `DIR/tuner_real_loop.json` (`support.figures`); docs/benchmarks/tuner_real_loop.md
+records them with run count and spread. The sleeps here are the loop's cadence (a warm-up under
+load, one window, one tuning interval), not waits for a condition.
 
 What the tuner can win here is a query split across both workers at once, which the pod's
 pinned workers (its default on 2 CPUs) make real. Measured with this workload (production
@@ -44,6 +47,7 @@ from recsched_operator.tuning import (
     decide_next_config,
     initial_state,
 )
+from support.figures import record_figures
 from support.pod_process import start_pod_process, stop_process
 from support.prometheus_server import requires_prometheus, running_prometheus
 
@@ -134,12 +138,14 @@ def constant_load(url: str, duration_s: float) -> Iterator[subprocess.Popen[byte
 
 
 def floor_met(first_ms: float, settled_ms: float) -> bool:
-    """The issue's floor: p95 fell by >= 30%, or fell below the target from above it."""
+    """Issue 5's floor, reported with the figures: p95 fell by >= 30%, or below the target from
+    above it."""
     below_target = first_ms > SLO.target_ms >= settled_ms
     return settled_ms <= 0.7 * first_ms or below_target
 
 
-def push_config(url: str, config: KnobConfig, generation: int) -> None:
+def push_config(url: str, config: KnobConfig, generation: int) -> dict[str, object]:
+    """PUT the config document; the pod's answer."""
     body = json.dumps(
         {
             "generation": generation,
@@ -155,8 +161,8 @@ def push_config(url: str, config: KnobConfig, generation: int) -> None:
         headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"},
     )
     with urllib.request.urlopen(request, timeout=5) as reply:
-        answer = json.load(reply)
-    assert answer["applied"], answer
+        answer: dict[str, object] = json.load(reply)
+    return answer
 
 
 def test_tuner_steps_a_real_rmc1_pod_from_batch_1024_and_logs_every_decision(
@@ -170,10 +176,11 @@ def test_tuner_steps_a_real_rmc1_pod_from_batch_1024_and_logs_every_decision(
     ):
         prom.wait_for_targets_up(1)
         source = PrometheusSource(prom.url, timeout_s=5.0)
-        state, config, generation = initial_state(), KnobConfig(1024, 1025), 1
+        start = KnobConfig(1024, 1025)
+        state, config, generation = initial_state(), start, 1
         first: Observation | None = None
-        settled_ms, settled_config = float("inf"), KnobConfig(1024, 1025)
-        decisions = []
+        settled_ms, settled_config = float("inf"), start
+        decisions, answers = [], []
         time.sleep(WARMUP_S)
         started = time.monotonic()
         time.sleep(SLO.window_s + 2)  # one full window of warmed-up traffic at B = 1024
@@ -187,23 +194,18 @@ def test_tuner_steps_a_real_rmc1_pod_from_batch_1024_and_logs_every_decision(
             if first is None and observation.error is None and observation.p95_ms is not None:
                 first = observation
             # The settled p95: the incumbent's reference, averaged over at least two of its
-            # windows (one lucky window must not pass the floor).
+            # windows (one lucky window must not make the figure).
             if (
                 state.incumbent is not None
                 and state.reference_ms is not None
                 and state.reference_count >= 2
             ):
                 settled_ms, settled_config = state.reference_ms, state.incumbent
-            if (
-                first is not None
-                and first.p95_ms is not None
-                and settled_config != KnobConfig(1024, 1025)
-                and floor_met(first.p95_ms, settled_ms)
-            ):
+            if settled_config != start:
                 break
             if decision.changed:
                 generation += 1
-                push_config(url, decision.config, generation)
+                answers.append(push_config(url, decision.config, generation))
                 config = decision.config
             time.sleep(STEP_S)
         admin = urllib.request.Request(
@@ -213,17 +215,24 @@ def test_tuner_steps_a_real_rmc1_pod_from_batch_1024_and_logs_every_decision(
             served = json.load(reply)
     reasons = [d.reason for d in decisions]
     assert first is not None and first.p95_ms is not None, reasons
-    assert generation >= 2, reasons  # the tuner moved off B = 1024 at least once
+    assert generation >= 2, reasons  # the config left its start (B = 1024) at least once
+    assert [answer["applied"] for answer in answers] == [True] * (generation - 1), answers
     assert served["generation"] == generation and served["batchSize"] == config.batch_size
     logged = [r.getMessage() for r in caplog.records if r.name == logger.name]
     assert len(logged) == len(decisions) >= 2
     for decision, message in zip(decisions, logged, strict=True):
         assert decision.reason and decision.reason in message
-    floor = floor_met(first.p95_ms, settled_ms)
-    summary = (
-        f"p95 {first.p95_ms:.1f} ms at batch 1024 -> {settled_ms:.1f} ms settled at "
-        f"{settled_config} after {len(decisions)} decisions (target {SLO.target_ms} ms)"
+    settled = settled_config != start
+    record_figures(
+        "tuner_real_loop",
+        {
+            "first_p95_ms": first.p95_ms,
+            "settled_p95_ms": settled_ms if settled else None,
+            "settled_batch_items": settled_config.batch_size if settled else None,
+            "gain_pct": 100 * (1 - settled_ms / first.p95_ms) if settled else None,
+            "floor_met": settled and floor_met(first.p95_ms, settled_ms),
+            "decisions": len(decisions),
+            "pushes": generation - 1,
+            "target_ms": SLO.target_ms,
+        },
     )
-    logger.info("real loop: %s", summary)
-    if not floor:
-        pytest.xfail(f"p95 floor not met on this machine this time: {summary}")

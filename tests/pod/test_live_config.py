@@ -3,6 +3,7 @@ stale generations, and the config file is re-read when it changes."""
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from typing import Any
@@ -107,10 +108,16 @@ def test_config_file_change_is_applied_without_restart(pod: RunningPod) -> None:
     assert 'recsched_workers{device="cpu",pool="cpu",recmodel="test-rm"} 1.0' in metrics
 
 
-def test_unparseable_config_file_keeps_the_served_config(pod: RunningPod) -> None:
+def test_unparseable_config_file_keeps_the_served_config(
+    pod: RunningPod, caplog: pytest.LogCaptureFixture
+) -> None:
     before = served(pod)
+    caplog.set_level(logging.WARNING, logger="recsched_pod.live_config")
     pod.config_path.write_text("{ broken", encoding="utf-8")
-    time.sleep(0.3)  # several poll intervals of 0.05 s
+    # The pod's file watcher read the broken file and said it skipped it.
+    assert wait_for(
+        lambda: any("config file change skipped" in r.getMessage() for r in caplog.records)
+    )
     assert served(pod) == before
     assert infer(pod, 3).is_success
     np.testing.assert_equal(served(pod)["generation"], before["generation"])

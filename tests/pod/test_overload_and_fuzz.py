@@ -23,18 +23,31 @@ from support.pod_fixtures import TOKEN, RunningPod, pod_settings, rmc1_query
 
 
 class RecordingModel(RecommendationModel):
-    """The real RMC1, slowed down, recording the size of every request it runs."""
+    """The real RMC1, slowed down, recording the size of every request it runs. While `gate` is
+    cleared, each request waits for it (bounded) after being recorded: a test holds a query in
+    flight for exactly as long as it needs."""
 
     def __init__(self, inner: RecommendationModel, delay_s: float) -> None:
         super().__init__(inner.spec)
         self.inner = inner
         self.delay_s = delay_s
         self.sizes: list[int] = []
+        self.gate = threading.Event()
+        self.gate.set()
 
     def forward(self, dense: torch.Tensor | None, sparse: torch.Tensor) -> torch.Tensor:
         self.sizes.append(int(sparse.shape[0]))
-        time.sleep(self.delay_s)
+        time.sleep(self.delay_s)  # the subject: a slow model
+        assert self.gate.wait(timeout=30), "the test never opened the gate"
         return self.inner(dense, sparse)
+
+
+def wait_for_requests(model: RecordingModel, count: int, timeout_s: float = 10.0) -> None:
+    """Poll until the model has started `count` requests in all."""
+    deadline_s = time.monotonic() + timeout_s
+    while len(model.sizes) < count:
+        assert time.monotonic() < deadline_s, f"{len(model.sizes)} of {count} requests started"
+        time.sleep(0.001)
 
 
 @pytest.fixture
@@ -59,7 +72,7 @@ def slow_pod(tmp_path: Path) -> Iterator[tuple[RunningPod, RecordingModel]]:
         yield RunningPod(url, settings, tmp_path / "unused.json"), holder[0]
 
 
-def test_overload_gets_a_fast_503_with_retry_after_and_the_pod_stays_up(
+def test_overload_gets_a_503_with_retry_after_before_any_work_and_the_pod_stays_up(
     slow_pod: tuple[RunningPod, RecordingModel],
 ) -> None:
     pod, model = slow_pod
@@ -80,23 +93,22 @@ def test_overload_gets_a_fast_503_with_retry_after_and_the_pod_stays_up(
     assert results.count(200) >= 1
     assert results.count(503) >= 1
     assert set(results) <= {200, 503}
-    # A blocker of 8 items (4 requests at B = 2, 50 ms each) holds the pending count at 1 or more
-    # for about 200 ms once its first request is on the worker; a query of 12 items (6 requests)
-    # then takes it past the limit of 6. Wait for that first request rather than for a fixed time.
+    # A blocker of 8 items (4 requests at B = 2) is held on the worker by the closed gate, so
+    # its pending requests stay; a query of 12 items (6 requests) then takes the count past the
+    # limit of 6 and must be refused before any of its requests runs.
     started = len(model.sizes)
+    model.gate.clear()
     blocker = threading.Thread(target=send, args=(8,))
     blocker.start()
-    deadline_s = time.monotonic() + 10
-    while len(model.sizes) == started and time.monotonic() < deadline_s:
-        time.sleep(0.001)
-    sent_s = time.perf_counter()
+    wait_for_requests(model, started + 1)
     refused = httpx.post(pod.url + "/v2/models/rmc1/infer", json=rmc1_query(12), timeout=30)
+    model.gate.set()
     assert refused.status_code == 503
-    assert time.perf_counter() - sent_s < 1.0
     assert refused.headers["Retry-After"] == "1"
     assert int(refused.headers["Retry-After-Ms"]) > 0
     assert "overloaded" in refused.json()["error"]
     blocker.join(timeout=30)
+    assert model.sizes[started:] == [2, 2, 2, 2], "only the blocker's four requests ran"
     assert httpx.get(pod.url + "/v2/health/live").status_code == 200
     assert httpx.post(pod.url + "/v2/models/rmc1/infer", json=rmc1_query(2)).status_code == 200
     metrics = httpx.get(pod.url + "/metrics").text
@@ -116,14 +128,16 @@ def test_batch_size_change_never_resplits_a_query_in_flight(
             ).status_code
         )
     )
+    model.gate.clear()
     first.start()
-    time.sleep(0.06)  # the first of three requests is running
+    wait_for_requests(model, 1)  # the first of three requests is held on the worker
     pushed = httpx.put(
         pod.url + "/admin/config",
         json={"generation": 5, "batchSize": 8, "offloadThreshold": 100, "workers": 1},
         headers={"Authorization": f"Bearer {TOKEN}"},
     )
     assert pushed.json()["applied"] is True
+    model.gate.set()
     first.join(timeout=30)
     assert outcome == [200]
     assert model.sizes == [2, 2, 2]

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import signal
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,8 +16,18 @@ from recsched_pod.router import create_router_app
 from support.asgi_server import serve_router
 from support.pod_fixtures import pod_settings, rmc1_query
 from support.pod_process import PodProcess, start_pod_process, stop_process
+from support.waiting import wait_until
 
 pytestmark = pytest.mark.slow
+
+
+def ready_endpoints(router_url: str) -> float:
+    """The router's count of ready CPU endpoints, from its /metrics."""
+    series = 'recsched_router_ready_endpoints{pool="cpu",recmodel="test-rm"} '
+    for line in httpx.get(router_url + "/metrics").text.splitlines():
+        if line.startswith(series):
+            return float(line.removeprefix(series))
+    raise AssertionError("ready endpoints not exported")
 
 
 @pytest.fixture
@@ -47,7 +56,7 @@ def test_killed_endpoint_under_load_loses_no_query(
     statuses: list[int] = []
     lock = threading.Lock()
     with serve_router(create_router_app(router)) as router_url:
-        time.sleep(0.5)  # both endpoints pass a readiness check
+        wait_until(lambda: ready_endpoints(router_url) == 2)
 
         def client(count: int) -> None:
             with httpx.Client(timeout=30) as session:
@@ -61,13 +70,11 @@ def test_killed_endpoint_under_load_loses_no_query(
         threads = [threading.Thread(target=client, args=(40,)) for _ in range(4)]
         for thread in threads:
             thread.start()
-        while len(statuses) < 30:
-            time.sleep(0.01)
+        wait_until(lambda: len(statuses) >= 30, timeout_s=60)
         os.kill(two_pods[0].process.pid, signal.SIGKILL)
         for thread in threads:
             thread.join(timeout=120)
-        time.sleep(0.5)  # past the next readiness check
-        metrics = httpx.get(router_url + "/metrics").text
+        # The next readiness checks (every 0.2 s) find the killed pod gone.
+        wait_until(lambda: ready_endpoints(router_url) == 1)
     assert len(statuses) == 160
     assert statuses.count(200) == 160, sorted(set(statuses))
-    assert 'recsched_router_ready_endpoints{pool="cpu",recmodel="test-rm"} 1.0' in metrics

@@ -16,6 +16,7 @@ from recsched_pod.errors import UnavailableError
 from recsched_pod.metrics import PodMetrics
 from recsched_pod.models.base import RecommendationModel
 from recsched_pod.models.spec import ModelInputSpec
+from support.waiting import eventually
 
 SPEC = ModelInputSpec(
     name="probe", dense_features=0, table_rows=(1000,), lookups_per_table=1, output_width=1
@@ -23,7 +24,9 @@ SPEC = ModelInputSpec(
 
 
 class ProbeModel(RecommendationModel):
-    """Scores each item by its index value; records request sizes and concurrent calls."""
+    """Scores each item by its index value; records request sizes and concurrent calls. While
+    `gate` is cleared, each request waits for it (bounded) once recorded, so a test can hold
+    requests on the workers for exactly as long as it needs."""
 
     def __init__(self, delay_s: float = 0.0, fail_on: int | None = None) -> None:
         super().__init__(SPEC)
@@ -33,6 +36,8 @@ class ProbeModel(RecommendationModel):
         self.active = 0
         self.peak_active = 0
         self._lock = threading.Lock()
+        self.gate = threading.Event()
+        self.gate.set()
 
     def forward(self, dense: torch.Tensor | None, sparse: torch.Tensor) -> torch.Tensor:
         with self._lock:
@@ -40,7 +45,8 @@ class ProbeModel(RecommendationModel):
             self.active += 1
             self.peak_active = max(self.peak_active, self.active)
         try:
-            time.sleep(self.delay_s)
+            time.sleep(self.delay_s)  # the subject: a model that takes time
+            assert self.gate.wait(timeout=30), "the test never opened the gate"
             if self.fail_on is not None and int(sparse[0, 0, 0]) == self.fail_on:
                 raise RuntimeError("injected failure")
             return sparse[:, 0, :1].to(torch.float32)
@@ -100,12 +106,17 @@ async def test_workers_run_requests_of_one_query_in_parallel() -> None:
     assert model.peak_active == 2
 
 
+def live_workers(pool: WorkerPool) -> int:
+    """Worker threads the pool still has (surplus ones leave once they notice a shrink)."""
+    return len(pool._threads)  # private: thread names are shared by every pool in the process
+
+
 async def test_pool_shrinks_and_grows_between_requests() -> None:
     model = ProbeModel(delay_s=0.02)
     pool = make_pool(model, workers=3)
     try:
         pool.resize(1)
-        await asyncio.sleep(0.5)  # idle workers notice the shrink within their 0.2 s poll
+        await eventually(lambda: live_workers(pool) == 1)  # idle workers poll every 0.2 s
         model.peak_active = 0
         await pool.run_query(None, query(6), batch_items=1)
         assert model.peak_active == 1
@@ -119,22 +130,25 @@ async def test_pool_shrinks_and_grows_between_requests() -> None:
         pool.close()
 
 
-async def test_query_that_would_overflow_the_queue_is_refused_at_once() -> None:
-    model = ProbeModel(delay_s=0.2)
+async def test_query_that_would_overflow_the_queue_is_refused_before_any_work() -> None:
+    model = ProbeModel()
+    model.gate.clear()
     pool = make_pool(model, workers=1, max_queue_requests=4)
     try:
         first = asyncio.ensure_future(pool.run_query(None, query(4), batch_items=1))
-        await asyncio.sleep(0.01)
-        started = time.perf_counter()
+        await eventually(lambda: model.sizes == [1])  # held on the worker: 3 still queued
         with pytest.raises(UnavailableError) as refused:
             await pool.run_query(None, query(4), batch_items=1)
-        assert time.perf_counter() - started < 0.05
         assert refused.value.reason == "overloaded"
         assert refused.value.headers()["Retry-After-Ms"] == "50"
+        assert pool.queued_requests == 3, "the refused query queued nothing"
+        model.gate.set()
         assert (await first).shape == (4, 1)
         # once drained, the same query fits again
         assert (await pool.run_query(None, query(4), batch_items=1)).shape == (4, 1)
+        assert model.sizes == [1] * 8, "only the two admitted queries ran"
     finally:
+        model.gate.set()
         pool.close()
 
 

@@ -10,9 +10,8 @@ import asyncio
 import contextlib
 import copy
 import threading
-import time
 import traceback
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import kopf
@@ -20,6 +19,7 @@ import kopf
 import recsched_operator.handlers  # noqa: F401 - registers the handlers on kopf's default registry
 from recsched_operator.settings import OperatorSettings
 from support.kube_emulator import KubeEmulator
+from support.waiting import eventually as eventually  # re-exported: tests import it from here
 
 RECMODELS = "recsched.io/v1alpha1/recmodels"
 SENT_PERMISSIONS: set[tuple[str, str, str]] = set()
@@ -156,26 +156,6 @@ async def failed_start(
     assert not operator.ready.is_set(), "the operator became ready"
     assert len(operator.errors) == 1, operator.errors
     return operator.errors[0]
-
-
-async def eventually(
-    check: Callable[[], Any] | Callable[[], Awaitable[Any]], *, timeout_s: float = 15.0
-) -> Any:
-    """Poll `check` until it returns a truthy value without raising; re-raise at the deadline."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            result = check()
-            if asyncio.iscoroutine(result):
-                result = await result
-            if result:
-                return result
-            error: BaseException = AssertionError(f"{check} stayed falsy")
-        except (AssertionError, KeyError, LookupError, TypeError) as exc:
-            error = exc
-        if time.monotonic() > deadline:
-            raise error
-        await asyncio.sleep(0.05)
 
 
 async def create(kube: KubeEmulator, body: dict[str, Any]) -> None:

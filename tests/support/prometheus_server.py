@@ -20,7 +20,6 @@ import contextlib
 import json
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -34,6 +33,8 @@ from typing import Any
 
 import pytest
 
+from support.ports import free_port as free_port  # re-exported: tests import it from here
+
 PROMETHEUS_BINARY = (
     os.environ.get("RECSCHED_PROMETHEUS_BIN") or shutil.which("prometheus") or "/usr/bin/prometheus"
 )
@@ -45,13 +46,6 @@ requires_prometheus = pytest.mark.skipif(
 
 class PrometheusStartError(RuntimeError):
     """Prometheus did not become ready; the message carries the tail of its log."""
-
-
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now (the caller binds it soon after)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
