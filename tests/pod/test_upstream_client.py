@@ -15,6 +15,7 @@ from recsched_pod.upstream_client import (
     UpstreamPool,
 )
 from support.asgi_server import free_port
+from support.waiting import eventually
 
 pytestmark = pytest.mark.timeout(20)
 
@@ -171,7 +172,9 @@ async def test_kept_alive_connection_closed_by_the_server_is_replaced_transparen
     async with scripted_server(one_answer_then_close) as (port, connections):
         pool = UpstreamPool("127.0.0.1", port, KEEP)
         assert bytes((await pool.post(b"/a", [], [b"q"], timeout_s=5)).body) == b"ok"
-        await asyncio.sleep(0.05)  # the close reaches the client while the connection is idle
+        # The close reaches the client while the connection is idle in the pool (private: the
+        # pool offers no view of its idle connections' state).
+        await eventually(lambda: pool.idle_count == 1 and pool._idle[0].closed)
         assert bytes((await pool.post(b"/a", [], [b"q"], timeout_s=5)).body) == b"ok"
         assert len(connections) == 2
         pool.close()
