@@ -35,7 +35,8 @@ from http import HTTPStatus
 from typing import Any
 
 import httptools
-import orjson
+
+from recsched_pod.lean_http_response import BufferedResponse
 
 logger = logging.getLogger(__name__)
 
@@ -264,7 +265,7 @@ class LeanHttpProtocol(asyncio.BufferedProtocol):
         task.add_done_callback(self._server_state.tasks.discard)
 
     async def _serve(self, request: _Request) -> None:
-        response = _Response()
+        response = BufferedResponse()
         try:
             scope = self._scope(request)
         except (httptools.HttpParserInvalidURLError, UnicodeDecodeError):
@@ -324,7 +325,7 @@ class LeanHttpProtocol(asyncio.BufferedProtocol):
 
     def _refuse(self, status: HTTPStatus, message: str) -> None:
         """Answer `status` and close, lingering: see the module docstring."""
-        response = _Response()
+        response = BufferedResponse()
         response.set_error(status, message)
         self.transport.writelines(response.encode(keep_alive=False))
         self._current = self._direct = None
@@ -376,67 +377,6 @@ class _RequestRefused(Exception):
         super().__init__(message)
         self.status = status
         self.message = message
-
-
-class _Response:
-    """One ASGI response, collected whole."""
-
-    def __init__(self) -> None:
-        self.status = 500
-        self.headers: list[tuple[bytes, bytes]] = []
-        self.body: list[bytes] = []
-        self.started = False
-        self.complete = False
-
-    async def send(self, message: dict[str, Any]) -> None:
-        if message["type"] == "http.response.start" and not self.started:
-            self.started = True
-            self.status = int(message["status"])
-            self.headers = list(message.get("headers", ()))
-        elif message["type"] == "http.response.body" and self.started and not self.complete:
-            body = message.get("body", b"")
-            if body:
-                self.body.append(body)
-            self.complete = not message.get("more_body", False)
-        else:
-            raise RuntimeError(f"unexpected ASGI message {message['type']!r}")
-
-    def set_error(self, status: HTTPStatus, message: str = "") -> None:
-        self.status = int(status)
-        # The pods' error shape (`errors.error_response`), so clients parse one format.
-        self.headers = [(b"content-type", b"application/json")]
-        self.body = [orjson.dumps({"error": message or status.phrase})]
-        self.complete = True
-
-    def encode(self, keep_alive: bool) -> list[bytes]:
-        length = len(self.body[0]) if len(self.body) == 1 else sum(map(len, self.body))
-        lines = [_status_line(self.status)]
-        for name, value in self.headers:
-            if name.lower() not in _HEADERS_SET_HERE:
-                lines += (name, b": ", value, b"\r\n")
-        lines.append(b"content-length: %d\r\n" % length)
-        if not keep_alive:
-            lines.append(b"connection: close\r\n")
-        lines.append(b"\r\n")
-        head = b"".join(lines)
-        if length < 16 * 1024:  # one small write beats a vectored one
-            return [head + b"".join(self.body)]
-        return [head, *self.body]
-
-
-_HEADERS_SET_HERE = frozenset((b"content-length", b"transfer-encoding", b"connection"))
-_STATUS_LINES: dict[int, bytes] = {}
-
-
-def _status_line(status: int) -> bytes:
-    line = _STATUS_LINES.get(status)
-    if line is None:
-        try:
-            phrase = HTTPStatus(status).phrase.encode()
-        except ValueError:
-            phrase = b""
-        line = _STATUS_LINES[status] = b"HTTP/1.1 %d %s\r\n" % (status, phrase)
-    return line
 
 
 def _address(value: object) -> tuple[str, int] | None:
