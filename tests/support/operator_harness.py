@@ -68,10 +68,14 @@ class _OperatorThread:
 
     The stop flag is an asyncio.Event made inside that loop: kopf waits for a `threading.Event`
     or a concurrent future in an executor thread, and `asyncio.run` then waits for that thread
-    forever when the operator ends on its own (a failed start-up).
+    forever when the operator ends on its own (a failed start-up). Kopf leaves its waiter for
+    the flag running when it ends on its own, and waits 5 s for such tasks; an operator expected
+    to fail is therefore run without a flag (`stoppable=False`) and cancelled if it does not.
     """
 
-    def __init__(self, settings: OperatorSettings, options: Mapping[str, Any]) -> None:
+    def __init__(
+        self, settings: OperatorSettings, options: Mapping[str, Any], *, stoppable: bool = True
+    ) -> None:
         self.ready = threading.Event()
         self.memo = kopf.Memo(operator_settings=settings)
         self.errors: list[BaseException] = []
@@ -79,6 +83,8 @@ class _OperatorThread:
         self._started = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
+        self._stoppable = stoppable
+        self._task: asyncio.Task[None] | None = None
         self.thread = threading.Thread(target=self._operate, name="operator", daemon=True)
         self.thread.start()
         self._started.wait(15)
@@ -86,10 +92,11 @@ class _OperatorThread:
     def _operate(self) -> None:
         async def operate() -> None:
             self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
+            self._task = asyncio.current_task()
             self._started.set()
             await kopf.operator(
                 **self._options,
-                stop_flag=self._stop,
+                stop_flag=self._stop if self._stoppable else None,
                 ready_flag=self.ready,
                 memo=self.memo,
                 settings=kopf.OperatorSettings(),
@@ -101,9 +108,11 @@ class _OperatorThread:
             self.errors.append(exc)
 
     def stop(self) -> None:
-        if self._loop is not None and self._stop is not None and not self._loop.is_closed():
-            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
-                self._loop.call_soon_threadsafe(self._stop.set)
+        if self._loop is None or self._stop is None or self._loop.is_closed():
+            return
+        stop = self._stop.set if self._stoppable or self._task is None else self._task.cancel
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+            self._loop.call_soon_threadsafe(stop)
 
 
 def _default_options(settings: OperatorSettings, standalone: bool) -> dict[str, Any]:
@@ -147,7 +156,7 @@ async def failed_start(
     settings: OperatorSettings, kopf_options: Mapping[str, Any], *, timeout_s: float = 30.0
 ) -> BaseException:
     """Run the operator expecting its start-up to fail; the exception kopf ended with."""
-    operator = _OperatorThread(settings, kopf_options)
+    operator = _OperatorThread(settings, kopf_options, stoppable=False)
     await asyncio.to_thread(operator.thread.join, timeout_s)
     if operator.thread.is_alive():
         operator.stop()
