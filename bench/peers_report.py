@@ -1,0 +1,211 @@
+"""Markdown for docs/benchmarks/peers.md from bench/peers.py's results (pure).
+
+Per server: each round's figure, the median and the range, since one capacity search on this
+shared machine can differ severalfold from the next on the same server (issue 13).
+"""
+
+from __future__ import annotations
+
+import statistics
+from typing import Any
+
+SERVERS = {"recsched": "RecSched pod", "mlserver": "MLServer 1.7.1"}
+RATIO_FLOOR = 3.0
+TARGET_FLOOR_MS = 50.0
+
+
+def _values(results: dict[str, Any], server: str, key: str) -> list[float]:
+    return [float(r[server][key]["capacity_qps"]) for r in results["rounds"]]
+
+
+def _latency(results: dict[str, Any], server: str, quantile: str) -> list[float]:
+    return [float(r[server]["common_load"]["latency"][quantile]) for r in results["rounds"]]
+
+
+def _spread(values: list[float], digits: int = 1) -> tuple[str, str, str]:
+    each = ", ".join(f"{v:.{digits}f}" for v in values)
+    return (
+        each,
+        f"{statistics.median(values):.{digits}f}",
+        f"{min(values):.{digits}f}-{max(values):.{digits}f}",
+    )
+
+
+def floors(results: dict[str, Any]) -> dict[str, Any]:
+    """The two floors of issue 13 section 3, on the medians over rounds."""
+    ours = statistics.median(_values(results, "recsched", "capacity_100ms"))
+    theirs = statistics.median(_values(results, "mlserver", "capacity_100ms"))
+    tight = statistics.median(_values(results, "recsched", "capacity_50ms"))
+    ratio = ours / theirs if theirs > 0 else float("inf")
+    return {
+        "capacity_ratio_100ms": ratio,
+        "capacity_ratio_met": ratio >= RATIO_FLOOR,
+        "recsched_capacity_50ms_qps": tight,
+        "recsched_meets_50ms": tight > 0,
+    }
+
+
+def _header(results: dict[str, Any]) -> list[str]:
+    machine, args = results["machine"], results["args"]
+    peer = results["mlserver"]
+    return [
+        "# RecSched beside a general-purpose model server (MLServer)",
+        "",
+        f"Command: `.venv/bin/python bench/peers.py measure --rounds {args['rounds']} --batch "
+        f"{args['batch']} --common-qps {args['common_qps']} --trial-s {args['trial_s']}` "
+        f"(`bench/peers.py all` also installs, checks and sweeps). Commit {results['commit']}. "
+        f"Machine: {machine['cpus']} CPUs ({machine['processor']}), load average "
+        f"{machine['load_average']} at the start, {results['date']}, {results['elapsed_s']} s. "
+        f"Both servers on the same cores, one at a time, interleaved (RecSched, MLServer, ...) "
+        f"for {args['rounds']} rounds; round i uses seed {args['seed']}+i for both.",
+        "",
+        "* **Model:** RMC1, scale 0.01, weight seed 0, the TorchScript trace the pod serves "
+        "(MLServer loads it, saved by `torch.jit.save`, through `bench/peer_mlserver/runtime.py`).",
+        "* **Workload:** `recsched-loadtest`, production size mix (lognormal 5.1, 0.8, clipped "
+        "1..1024), Poisson arrivals, JSON protocol.",
+        f"* **RecSched:** one CPU pod, {results['recsched']['workers']} workers pinned "
+        f"(`--pin-workers auto`), B = {results['recsched']['batch']}.",
+        f"* **MLServer:** {peer['label']} (the best of the sweep below), `debug` off, gzip off.",
+        "* **Versions:** "
+        + ", ".join(f"{name} {version}" for name, version in results["versions"].items())
+        + ".",
+        "",
+    ]
+
+
+def _check_lines(check: dict[str, Any] | None) -> list[str]:
+    if not check:
+        return []
+    worst = max(check["scores"]["max_abs_difference_by_items"].values())
+    sizes = ", ".join(check["scores"]["max_abs_difference_by_items"])
+    binary = check["binary"]
+    return [
+        f"**Same scores:** the same JSON queries of {sizes} items to both servers: largest "
+        f"absolute difference {worst:.3g} (the check fails the run above "
+        f"{check['scores']['tolerance']:g}). **Binary protocol:** MLServer's REST server does not "
+        "implement the binary tensor extension (`Inference-Header-Content-Length`; "
+        "SeldonIO/MLServer issue 324, open; its raw tensors exist only over gRPC, which "
+        f"recsched-loadtest does not speak): one binary query got HTTP {binary['status']}, so "
+        "every figure here is JSON.",
+        "",
+    ]
+
+
+def _capacity_table(results: dict[str, Any]) -> list[str]:
+    floor_qps = results["args"]["floor_qps"]
+    lines = [
+        "## Latency-bounded capacity (QPS), JSON",
+        "",
+        f"Each round first runs {floor_qps:g} QPS for {results['args']['floor_s']:g} s; a target "
+        "missed there counts as capacity 0 (no search below it), with that run's p95 in "
+        "brackets.",
+        "",
+        "| server | p95 <= 100 ms per round | median | range "
+        "| p95 <= 50 ms per round | median | range |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for server, name in SERVERS.items():
+        cells = []
+        for key in ("capacity_100ms", "capacity_50ms"):
+            each, median, span = _spread(_values(results, server, key))
+            missed = [r[server][key].get("p95_ms_there") for r in results["rounds"]]
+            if any(m is not None for m in missed):
+                each = ", ".join(
+                    f"{r[server][key]['capacity_qps']:.1f}"
+                    + (f" ({m:.0f} ms)" if m is not None else "")
+                    for r, m in zip(results["rounds"], missed, strict=True)
+                )
+            cells += [each, median, span]
+        lines.append(f"| {name} | {' | '.join(cells)} |")
+    return [*lines, ""]
+
+
+def _latency_table(results: dict[str, Any]) -> list[str]:
+    args = results["args"]
+    lines = [
+        f"## At a common offered load: {args['common_qps']:g} QPS for {args['common_s']:g} s",
+        "",
+        "Client latency in ms, median over rounds (range).",
+        "",
+        "| server | p50 | p95 | p99 | errors per round |",
+        "|---|---|---|---|---|",
+    ]
+    for server, name in SERVERS.items():
+        cells = []
+        for quantile in ("p50_ms", "p95_ms", "p99_ms"):
+            _, median, span = _spread(_latency(results, server, quantile))
+            cells.append(f"{median} ({span})")
+        errors = ", ".join(
+            str(sum(r[server]["common_load"]["errors"].values())) for r in results["rounds"]
+        )
+        lines.append(f"| {name} | {' | '.join(cells)} | {errors} |")
+    return [*lines, ""]
+
+
+def _floor_lines(results: dict[str, Any]) -> list[str]:
+    found = floors(results)
+    ratio = found["capacity_ratio_100ms"]
+    return [
+        "## Floors",
+        "",
+        f"* RecSched's JSON capacity at p95 <= 100 ms is {ratio:.2f}x MLServer's best "
+        f"(medians; floor >= {RATIO_FLOOR:g}x): "
+        + ("**met**." if found["capacity_ratio_met"] else "**not met**."),
+        f"* RecSched at p95 <= {TARGET_FLOOR_MS:g} ms on JSON: median capacity "
+        f"{found['recsched_capacity_50ms_qps']:.1f} QPS: "
+        + ("**met**." if found["recsched_meets_50ms"] else "**not met at any load**."),
+        "",
+    ]
+
+
+def _sweep_lines(results: dict[str, Any]) -> list[str]:
+    sweep = results.get("sweep")
+    if not sweep:
+        return []
+    args = results["args"]
+    lines = [
+        "## MLServer's settings (sweep)",
+        "",
+        "From MLServer's documentation: `parallel_workers` (its inference pool; Seldon advises one "
+        "per core) and adaptive batching (`max_batch_size`, `max_batch_time`), plus torch's "
+        "intra-op threads per process. Same workload, one run each at the floor rate and at the "
+        "common load (`bench/peers.py sweep`); the best is the lowest p95 at the common load.",
+        "",
+        f"| settings | p95 ms at {args['floor_qps']:g} QPS | p95 ms at {args['common_qps']:g} QPS "
+        "| p99 ms there |",
+        "|---|---|---|---|",
+    ]
+    for row in sweep:
+        floor, common = row["floor"]["latency"], row["common_load"]["latency"]
+        lines.append(
+            f"| {row['label']} | {floor['p95_ms']:.0f} | {common['p95_ms']:.0f} "
+            f"| {common['p99_ms']:.0f} |"
+        )
+    return [*lines, ""]
+
+
+def _command_lines(results: dict[str, Any]) -> list[str]:
+    first = results["rounds"][0]["recsched"]
+    lines = [
+        "## Exact load-test commands (round 1; `$URL` is the server under test)",
+        "",
+        "Each server first gets a 5 s warm-up at 5 QPS, then:",
+        "",
+        "```",
+    ]
+    keys = ("common_load", "floor", "capacity_100ms", "capacity_50ms")
+    lines += list(dict.fromkeys(first[key]["command"] for key in keys))
+    return [*lines, "```", ""]
+
+
+def render(results: dict[str, Any]) -> str:
+    lines = [
+        *_header(results),
+        *_check_lines(results.get("check")),
+        *_capacity_table(results),
+        *_latency_table(results),
+        *_floor_lines(results),
+        *_sweep_lines(results),
+        *_command_lines(results),
+    ]
+    return "\n".join(lines)
