@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup test test-fast lint bench demo clean
+.PHONY: setup test test-fast lint bench demo clean reproduce
 
 setup: $(STAMP)
 
@@ -32,12 +32,36 @@ bench: setup
 	@ls bench/*.py | sed 's/^/  $(PY) /'
 	@echo "run the ones you need; docs/benchmarks.md says which figure comes from which"
 
-# Local mode on the embedded default: router + CPU pod + Prometheus + tuner, under open-loop load.
-DEMO_SECONDS ?= 180
-DEMO_QPS ?= 20
+# Local mode, scripted (issue 16): the demo RecModel (Wide & Deep on a CPU pool of 2 workers and an
+# emulated GPU pod with the H200 profile) from a poor static config (whole queries, no offload)
+# through steady load, a load step and a shift to large queries; writes out/demo/report.md,
+# tuning.png and summary.json. DEMO_SECONDS shortens it (at least 45); DEMO_EDIT_TARGET_MS adds a
+# last phase that edits the manifest's p95 target while it runs.
+DEMO_SECONDS ?= 150
+DEMO_QPS ?= 10
+DEMO_EDIT_TARGET_MS ?=
 demo: setup
-	$(PY) -m recsched_operator local crds/examples/recmodel-local-demo.yaml \
-		--duration-s $(DEMO_SECONDS) --load-qps $(DEMO_QPS) --report-dir out/demo
+	$(PY) -m recsched_operator local crds/examples/recmodel-local-demo.yaml --scenario demo \
+		--duration-s $(DEMO_SECONDS) --load-qps $(DEMO_QPS) \
+		$(if $(DEMO_EDIT_TARGET_MS),--edit-target-ms $(DEMO_EDIT_TARGET_MS)) \
+		--gpu-profile nvidia-h200 --run-dir .recsched/demo --report-dir out/demo
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+
+# Issue 13's headline (docs/benchmarks/headline.md, the top of docs/benchmarks.md): section 1 on
+# the simulator always (about 15 min on 2 cores); section 2 (real pods) and section 3 (a peer
+# model server, PEERS=1: it installs the peer under bench/.scratch) when their benches are here.
+# Sections 2 and 3 measure real processes, so they take the bench lock; their arguments are
+# their scripts' defaults (the lead checks them when those benches land).
+REPRODUCE_SEEDS ?= 3
+PEERS ?= 0
+reproduce: setup
+	nice -n 10 $(PY) bench/headline.py --seeds $(REPRODUCE_SEEDS)
+	@if [ -f bench/real_capacity.py ]; then \
+		flock /tmp/recsched-bench.lock $(PY) bench/real_capacity.py; \
+	else echo "section 2 skipped: bench/real_capacity.py is not here yet"; fi
+	@if [ "$(PEERS)" = 1 ] && [ -f bench/peers.py ]; then \
+		flock /tmp/recsched-bench.lock $(PY) bench/peers.py all; \
+	elif [ "$(PEERS)" = 1 ]; then echo "section 3 skipped: bench/peers.py is not here yet"; \
+	else echo "section 3 skipped: run 'make reproduce PEERS=1' to compare with a peer server"; fi
