@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,7 @@ def test_local_mode_refuses_an_invalid_manifest_naming_the_field(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     bad = tmp_path / "bad.yaml"
-    bad.write_text(EXAMPLE.read_text().replace("targetMs: 50", "targetMs: -5"))
+    bad.write_text(re.sub(r"targetMs: \d+", "targetMs: -5", EXAMPLE.read_text()))
     assert main(["local", str(bad), "--run-dir", str(tmp_path / "run")]) == 1
     error = capsys.readouterr().err
     assert "invalid spec" in error and "spec.slo.targetMs" in error
@@ -35,7 +36,8 @@ def test_render_rejects_an_invalid_spec_naming_the_field(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     bad = tmp_path / "bad.yaml"
-    bad.write_text(EXAMPLE.read_text().replace("min: 1, max: 1024", "min: 900, max: 1024"))
+    initial = r"(batchSize: \{min: \d+, max: \d+, initial: )\d+"
+    bad.write_text(re.sub(initial, r"\g<1>5000", EXAMPLE.read_text()))
     assert main(["render", str(bad)]) == 2
     assert "spec.tuning.batchSize.initial" in capsys.readouterr().err
 

@@ -75,3 +75,24 @@ def test_prometheus_discovers_every_process_with_the_namespace_label() -> None:
     config = json.loads(prometheus_config(plan))
     assert config["global"]["scrape_interval"] == "1s"
     assert config["scrape_configs"][0]["file_sd_configs"][0]["files"] == ["/run/targets.json"]
+
+
+def test_only_emulated_gpu_pods_get_the_gpu_profile() -> None:
+    pools = {"cpu": {"replicas": 1}, "gpu": {"replicas": 1, "device": "emulated"}}
+    plan = plan_local_run(
+        OWNER, spec(**pools), Path("/run"), itertools.count(9000), "python", "nvidia-h200"
+    )
+    cpu, gpu = plan.by_role("cpu")[0], plan.by_role("gpu")[0]
+    assert ("--gpu-profile", "nvidia-h200") in itertools.pairwise(gpu.argv)
+    assert "--gpu-profile" not in cpu.argv
+    assert "--gpu-profile" not in plan.front_door.argv
+    cuda = plan_local_run(
+        OWNER,
+        spec(cpu={"replicas": 1}, gpu={"replicas": 1, "device": "cuda"}),
+        Path("/run"),
+        itertools.count(9000),
+        "python",
+        "nvidia-h200",
+    )
+    assert "--gpu-profile" not in cuda.by_role("gpu")[0].argv
+    assert "--gpu-profile" not in plan_for(**pools).by_role("gpu")[0].argv

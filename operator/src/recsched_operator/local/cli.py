@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 from pathlib import Path
 from typing import Any
 
 from recsched_operator.local.processes import LocalRunError
-from recsched_operator.local.session import LocalRunOptions, run_local
+from recsched_operator.local.scenario import DemoLoad, Phase, demo_phases
+from recsched_operator.local.session import LocalRunOptions, load_manifest, run_local
 
 
 def add_parser(subparsers: Any) -> None:
@@ -50,25 +52,96 @@ def add_parser(subparsers: Any) -> None:
         help="where report.md and tuning.png go (default <run-dir>/report)",
     )
     local.add_argument(
+        "--gpu-profile",
+        default=None,
+        help="GPU latency profile for emulated GPU pods: a file from bench/gpu_profile.py or a "
+        "shipped name such as nvidia-h200 (default: this host's CPU times / the paper's speedups)",
+    )
+    scenario = local.add_argument_group(
+        "scripted scenario (--scenario demo: what make demo runs)",
+        "Phases: the starting config measured for one SLO window, then steady load with the "
+        "tuner on, a load step, a shift to large queries, and an SLO edit in the manifest. "
+        "--duration-s is the whole scenario; --load-qps the steady load.",
+    )
+    scenario.add_argument("--scenario", choices=("demo",), default=None)
+    scenario.add_argument("--step-factor", type=float, default=1.5, help="load step (x QPS)")
+    scenario.add_argument(
+        "--large-sizes", default="lognormal:5.8,0.6", help="size mix of the large-query phase"
+    )
+    scenario.add_argument(
+        "--large-qps-factor",
+        type=float,
+        default=0.6,
+        help="QPS of the large-query phase, as a multiple of the stepped load (0.6: about 5%% "
+        "more items per second than the load step with the default mixes)",
+    )
+    scenario.add_argument(
+        "--edit-target-ms",
+        type=float,
+        default=None,
+        help="the SLO target the last phase writes into the manifest (none: no SLO-edit phase)",
+    )
+    scenario.add_argument(
+        "--load-arrivals",
+        choices=("constant", "poisson"),
+        default="constant",
+        help="arrival process of the scenario's load (constant: the tuner compares windows at "
+        "equal load; Poisson's +-10%% per 10 s window at ~10 QPS voids its comparisons)",
+    )
+    local.add_argument(
         "--resume",
         action="store_true",
         help="continue the search saved in --run-dir instead of starting afresh",
     )
 
 
+def _interrupt_on_sigterm() -> None:
+    """SIGTERM (a `timeout`, a CI runner) ends the run like Ctrl-C: processes stopped, report
+    written."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+
+
 def run(args: argparse.Namespace) -> int:
+    _interrupt_on_sigterm()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per push is noise here
     run_dir = args.run_dir
     if run_dir is None:
-        from recsched_operator.local.session import load_manifest
-
         try:
             owner, _ = load_manifest(args.file)
         except LocalRunError as error:
             print(f"recsched-operator local: {error}", file=sys.stderr)
             return 2
         run_dir = Path(".recsched") / owner.name
+    phases: tuple[Phase, ...] = ()
+    if args.scenario == "demo":
+        if args.load_qps is None or args.duration_s is None:
+            print(
+                "recsched-operator local: --scenario needs --load-qps and --duration-s",
+                file=sys.stderr,
+            )
+            return 2
+        try:
+            _, spec = load_manifest(args.file)
+            phases = demo_phases(
+                args.duration_s,
+                float(spec.slo.window_s),
+                DemoLoad(
+                    qps=args.load_qps,
+                    sizes=args.load_sizes,
+                    step_factor=args.step_factor,
+                    large_sizes=args.large_sizes,
+                    large_qps_factor=args.large_qps_factor,
+                    edited_target_ms=args.edit_target_ms,
+                ),
+            )
+        except (LocalRunError, ValueError) as error:
+            print(f"recsched-operator local: {error}", file=sys.stderr)
+            return 2
     options = LocalRunOptions(
         manifest=args.file,
         run_dir=run_dir,
@@ -77,6 +150,9 @@ def run(args: argparse.Namespace) -> int:
         load_sizes=args.load_sizes,
         report_dir=args.report_dir,
         resume=args.resume,
+        gpu_profile=args.gpu_profile,
+        phases=phases,
+        load_arrivals=args.load_arrivals,
     )
     try:
         report = run_local(options)

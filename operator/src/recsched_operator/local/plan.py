@@ -71,10 +71,17 @@ class LocalPlan:
 
 
 def plan_local_run(
-    owner: Owner, spec: RecModelSpec, run_dir: Path, ports: Iterator[int], python: str
+    owner: Owner,
+    spec: RecModelSpec,
+    run_dir: Path,
+    ports: Iterator[int],
+    python: str,
+    gpu_profile: str | None = None,
 ) -> LocalPlan:
     """Pods for each pool replica, one router in front (the spec always has one; one process is
-    enough on one machine), and a Prometheus port."""
+    enough on one machine), and a Prometheus port. `gpu_profile` (a file, or a shipped profile's
+    name such as `nvidia-h200`) goes to emulated GPU pods as `--gpu-profile`: the spec has no field
+    for it, since a cluster's GPU pods run on a real device."""
     processes: list[ProcessPlan] = []
     common = (
         "--model", spec.model.name,
@@ -89,6 +96,7 @@ def plan_local_run(
         ("gpu", spec.pools.gpu.replicas, spec.pools.gpu.device, spec.pools.gpu.workers),
     )
     for pool, replicas, device, workers in pools:
+        emulation = ("--gpu-profile", gpu_profile) if device == "emulated" and gpu_profile else ()
         for index in range(replicas):
             port = next(ports)
             processes.append(ProcessPlan(
@@ -96,7 +104,7 @@ def plan_local_run(
                 role=pool,
                 port=port,
                 argv=(python, "-m", "recsched_pod", "--role", "pod", *common, "--port", str(port),
-                      "--pool", pool, "--device", device, "--workers", str(workers)),
+                      "--pool", pool, "--device", device, "--workers", str(workers), *emulation),
             ))  # fmt: skip
     port = next(ports)
     processes.append(ProcessPlan(

@@ -53,6 +53,17 @@ def write_atomically(path: Path, text: str) -> None:
     partial.replace(path)
 
 
+def exit_message(name: str, code: int, log: Path, tail: str) -> str:
+    """Why a process died, in one line when the cause is a known one (a busy port)."""
+    lowered = tail.lower()
+    if "address already in use" in lowered or "bind on address" in lowered:
+        return (
+            f"{name} could not bind its port (address already in use): another local run or "
+            f"server holds it; stop that one (or wait a few seconds) and start again; log: {log}"
+        )
+    return f"{name} exited with code {code}; end of {log}:\n{tail}"
+
+
 class LocalProcesses:
     """The running processes of one local run."""
 
@@ -84,8 +95,14 @@ class LocalProcesses:
 
     def _spawn(self, name: str, argv: tuple[str, ...]) -> None:
         log = (self._plan.run_dir / "logs" / f"{name}.log").open("ab")
+        # A session of their own: Ctrl-C in the terminal reaches only the supervisor, which
+        # still reads Prometheus for the report before it stops them in order.
         self._running[name] = subprocess.Popen(
-            argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            argv,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
         )
         log.close()
 
@@ -114,7 +131,7 @@ class LocalProcesses:
             if code is not None:
                 log = self._plan.run_dir / "logs" / f"{name}.log"
                 tail = log.read_text(encoding="utf-8", errors="replace")[-800:]
-                raise LocalRunError(f"{name} exited with code {code}; end of {log}:\n{tail}")
+                raise LocalRunError(exit_message(name, code, log, tail))
 
     def stop(self, grace_s: float = 10.0) -> None:
         for process in self._running.values():

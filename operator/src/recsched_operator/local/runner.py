@@ -49,6 +49,15 @@ class LocalTuner:
         self.served = served
         self.raw_state = raw_state
 
+    @property
+    def spec(self) -> RecModelSpec:
+        return self._spec
+
+    @spec.setter
+    def spec(self, spec: RecModelSpec) -> None:
+        """A manifest edited while running (the SLO, the tuning bounds): the next step uses it."""
+        self._spec = spec
+
     def step(self) -> TuningOutcome:
         now = datetime.datetime.fromtimestamp(self._clock(), datetime.UTC)
         outcome = tuner_bridge.observe_and_decide(
@@ -72,7 +81,7 @@ class LocalTuner:
                 )
             )
         record = {
-            "at": now.isoformat(timespec="seconds"),
+            "at": now.isoformat(timespec="milliseconds"),
             "generation": self.served.generation,
             **{k: v for k, v in asdict(outcome).items() if k != "state"},
         }

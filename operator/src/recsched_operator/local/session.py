@@ -1,8 +1,10 @@
 """One local run from a RecModel manifest: start everything, tune, optionally drive load, report.
 
 `recsched-operator local MANIFEST` runs until Ctrl-C (or `--duration-s`); with `--load-qps` it
-also runs `recsched-loadtest` against the front door for the whole run, which is what `make demo`
-does. Everything is stopped on the way out, whatever happened.
+also runs `recsched-loadtest` against the front door for the whole run; with `--scenario demo` it
+runs the scripted phases of `scenario.py` instead (what `make demo` does) and writes the phase
+summary, report and plot of `demo_report.py`. Everything is stopped on the way out, whatever
+happened; on Ctrl-C the report covers the run so far.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ from recsched_operator.local.plan import LocalPlan, plan_local_run
 from recsched_operator.local.processes import LocalProcesses, LocalRunError, write_run_files
 from recsched_operator.local.report import fetch_series, summarise, write_report
 from recsched_operator.local.runner import LocalTuner, read_decisions
+from recsched_operator.local.scenario import Phase
+from recsched_operator.local.scenario_run import ManifestWatch, ScenarioRun
 from recsched_operator.naming import Owner
 from recsched_operator.objects import ConfigDocument, initial_config
 
@@ -44,6 +48,13 @@ class LocalRunOptions:
     report_dir: Path | None = None
     resume: bool = False
     python: str = sys.executable
+    gpu_profile: str | None = None
+    phases: tuple[Phase, ...] = ()
+    load_arrivals: str = "constant"
+
+
+def load_spec(path: Path) -> RecModelSpec:
+    return load_manifest(path)[1]
 
 
 def load_manifest(path: Path) -> tuple[Owner, RecModelSpec]:
@@ -82,8 +93,12 @@ def run_local(options: LocalRunOptions) -> Path | None:
         served, raw_state = _previous_run(options.run_dir, served)
     elif options.run_dir.exists():
         shutil.rmtree(options.run_dir)
-    plan = plan_local_run(owner, spec, options.run_dir, free_ports(), options.python)
+    plan = plan_local_run(
+        owner, spec, options.run_dir, free_ports(), options.python, options.gpu_profile
+    )
     token = write_run_files(plan, served)
+    if options.phases:
+        return _run_scenario(plan, spec, options, served, token)
     processes = LocalProcesses(plan)
     load: subprocess.Popen[bytes] | None = None
     started_s = time.time()
@@ -111,6 +126,68 @@ def run_local(options: LocalRunOptions) -> Path | None:
             load.terminate()
             load.wait(timeout=10)
         report = _report(plan, spec, options, started_s)
+        processes.stop()
+    return report
+
+
+def _run_scenario(
+    plan: LocalPlan,
+    spec: RecModelSpec,
+    options: LocalRunOptions,
+    served: ConfigDocument,
+    token: str,
+) -> Path | None:
+    """The scripted phases; the report is written whatever happened once load began."""
+    from recsched_operator.local.demo_report import DemoContext, write_demo_report
+
+    manifest = plan.run_dir / "recmodel.yaml"
+    shutil.copyfile(options.manifest, manifest)
+    processes = LocalProcesses(plan)
+    tuner = LocalTuner(plan, spec, served, token)
+    scenario = ScenarioRun(
+        plan,
+        tuner,
+        processes,
+        options.phases,
+        ManifestWatch(manifest, load_spec),
+        python=options.python,
+        arrivals=options.load_arrivals,
+    )
+    try:
+        processes.start()
+        processes.wait_ready()
+        logger.info(
+            "local run of %s ready: queries to %s/v2/models/%s/infer, Prometheus at %s; "
+            "edit %s to change the SLO while it runs",
+            plan.owner.name,
+            plan.front_door.base_url,
+            spec.model.name,
+            plan.prometheus_url,
+            manifest,
+        )
+        scenario.run()
+    except KeyboardInterrupt:
+        logger.info("interrupted: stopping the local run and writing the report so far")
+        scenario.interrupted()
+    finally:
+        scenario.stop_load()
+        report = None
+        if scenario.records:
+            context = DemoContext(
+                plan=plan,
+                spec=spec,
+                start=(served.batch_size, served.offload_threshold),
+                workers=served.workers,
+                gpu_profile=options.gpu_profile,
+                out_dir=options.report_dir or plan.run_dir / "report",
+            )
+            try:
+                report = write_demo_report(
+                    context, scenario.records, read_decisions(plan.decisions_path),
+                    scenario.load_documents(),
+                )  # fmt: skip
+            except KeyboardInterrupt:
+                logger.warning("interrupted again: no report")
         processes.stop()
     return report
 

@@ -1,0 +1,128 @@
+"""What the simulator forecasts for a phase of a local run: the served and the starting config.
+
+Recommend mode's calibration (`simulation.forecast.calibrate`: the machine's speed from the pods'
+compute histogram, the fixed latency per query, a lognormal fitted to the observed sizes), applied
+to the last window of a phase, then asked for the capacity (highest QPS within the SLO) of two
+configs: the one served at the phase's end and the run's starting config. The observation is read
+from the run's Prometheus after the fact (it keeps the data), so the run loop never waits on the
+simulator.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import json
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+from recsched_operator.api import RecModelSpec
+from recsched_operator.naming import Owner
+from recsched_operator.simulation.engine import ClusterShape
+from recsched_operator.simulation.forecast import NoForecast, calibrate
+from recsched_operator.simulation.profiles import ProfileError, ServiceProfile, load_profile
+from recsched_operator.tuning.knobs import KnobConfig
+from recsched_operator.tuning.observation import Observation
+from recsched_operator.tuning.settings import SloTarget
+
+logger = logging.getLogger(__name__)
+
+
+def observe_window(prometheus_url: str, owner: Owner, slo: SloTarget, at_s: float) -> Observation:
+    """The tuner's observation of the `slo.window_s` seconds ending at `at_s`."""
+    observations: Any = importlib.import_module("recsched_operator.observations")
+    source = observations.PrometheusSource(prometheus_url, timeout_s=10.0)
+    observation: Observation = source.observe(owner.name, owner.namespace, slo, at_s)
+    return observation
+
+
+def gpu_profile_path(name_or_path: str) -> Path | None:
+    """The GPU latency profile file emulated pods get for `--gpu-profile`: a path, or a name
+    shipped with the pod package (`nvidia-h200`), found on disk without importing the pod (the
+    file's format is the contract, written by `bench/gpu_profile.py`)."""
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    found = importlib.util.find_spec("recsched_pod")
+    for folder in (found.submodule_search_locations or []) if found else []:
+        shipped = Path(folder) / "gpu_profiles" / f"{path.name}.json"
+        if shipped.is_file():
+            return shipped
+    return None
+
+
+def with_gpu_profile(profile: ServiceProfile, gpu_profile: Path) -> ServiceProfile:
+    """`profile` with the GPU pool's times from a `bench/gpu_profile.py` file."""
+    try:
+        document = json.loads(gpu_profile.read_text(encoding="utf-8"))
+        entry = document["models"][profile.model]
+        return profile.with_gpu_times(
+            tuple(int(b) for b in entry["batch_items"]),
+            tuple(float(s) for s in entry["latency_s"]),
+            str(document.get("device_name", gpu_profile.stem)),
+        )
+    except (OSError, KeyError, TypeError, ValueError) as error:
+        raise ProfileError(f"GPU profile {gpu_profile}: {error}") from error
+
+
+def forecast_capacities(
+    spec: RecModelSpec,
+    observation: Observation,
+    slo: SloTarget,
+    served: KnobConfig,
+    start: KnobConfig,
+    workers: int,
+    gpu_profile: Path | None = None,
+) -> dict[str, Any]:
+    """{"served": {...}, "start": {...}, "calibration": text} with capacities in QPS, or
+    {"error": why} when the window cannot calibrate the simulator. GPU times are the model
+    profile's (the paper's speedups) unless `gpu_profile` gives measured ones."""
+    try:
+        profile = load_profile(spec.model.name)
+        if gpu_profile is not None:
+            profile = with_gpu_profile(profile, gpu_profile)
+        cluster = ClusterShape(spec.pools.cpu.replicas, workers, spec.pools.gpu.replicas)
+        model, calibration = calibrate(profile, cluster, observation, served, slo)
+        qps = observation.qps or 0.0
+
+        def entry(config: KnobConfig) -> dict[str, Any]:
+            return {
+                **config.to_dict(),
+                "capacityQps": round(model.capacity_qps(config), 1),
+                "predictedP95Ms": _rounded(model.latency_ms(config, qps)),
+            }
+
+        return {
+            "served": entry(served),
+            "start": entry(start),
+            "atQps": round(qps, 1),
+            "calibration": calibration.describe(),
+            "gpuTimes": str(profile.source.get("gpu_device", "the model profile's")),
+        }
+    except (NoForecast, ProfileError, ValueError) as error:
+        logger.info("no simulator forecast: %s", error)
+        return {"error": str(error)}
+
+
+def _rounded(value: float) -> float | None:
+    return round(value, 1) if math.isfinite(value) else None
+
+
+def phase_p95_ms(prometheus_url: str, owner: Owner, start_s: float, end_s: float) -> float | None:
+    """p95 at the router over a whole phase (every query it answered in [start_s, end_s])."""
+    from prometheus_api_client import PrometheusConnect
+
+    span_ms = max(round((end_s - start_s) * 1000), 1000)
+    sel = f'recmodel="{owner.name}",namespace="{owner.namespace}"'
+    query = (
+        "1000 * histogram_quantile(0.95, sum by (le) "
+        f"(increase(recsched_router_query_duration_seconds_bucket{{{sel}}}[{span_ms}ms])))"
+    )
+    client = PrometheusConnect(url=prometheus_url, disable_ssl=True)
+    result = client.custom_query(query, params={"time": f"{end_s:.3f}"})
+    if not result:
+        return None
+    value = float(result[0]["value"][1])
+    return value if math.isfinite(value) else None
