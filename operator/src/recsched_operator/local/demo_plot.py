@@ -46,15 +46,16 @@ def plot_demo(
     latency.set_ylabel(f"p{summary['percentile']} ms ({summary['windowS']} s windows)")
     latency.legend(loc="upper right", fontsize=8)
     latency.set_title(title, fontsize=10, pad=16)
-    for name, label in (
-        ("batch_items", "batch size B (CPU pool)"),
-        ("threshold_items", f"offload threshold T (GPU pool: {summary['gpuPool']})"),
+    for name, label, style in (
+        ("batch_items", "batch size B (CPU pool)", "-"),
+        ("threshold_items", f"offload threshold T (1025 = off; {summary['gpuPool']})", "--"),
     ):
         points = series.get(name, [])
         if points:
             knobs.step(
-                [t - t0 for t, _ in points], [v for _, v in points], where="post", label=label
-            )
+                [t - t0 for t, _ in points], [v for _, v in points], where="post", label=label,
+                linestyle=style, linewidth=2,
+            )  # fmt: skip
     knobs.set_yscale("log", base=2)
     knobs.set_ylabel("items")
     if knobs.lines:
