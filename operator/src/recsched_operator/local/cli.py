@@ -72,8 +72,8 @@ def add_parser(subparsers: Any) -> None:
         "--large-qps-factor",
         type=float,
         default=0.6,
-        help="QPS of the large-query phase, as a multiple of the stepped load (0.6: about 5%% "
-        "more items per second than the load step with the default mixes)",
+        help="QPS of the large-query phase, as a multiple of the stepped load (0.6: about as many "
+        "items per second as the load step with the default mixes)",
     )
     scenario.add_argument(
         "--edit-target-ms",
