@@ -32,13 +32,13 @@ bench: setup
 	@ls bench/*.py | sed 's/^/  $(PY) /'
 	@echo "run the ones you need; docs/benchmarks.md says which figure comes from which"
 
-# Local mode, scripted (issue 16): the demo RecModel (Wide & Deep on a CPU pool of 2 workers and an
-# emulated GPU pod with the H200 profile) from a poor static config (whole queries, no offload)
+# Local mode, scripted (issue 16): the demo RecModel (NCF on a CPU pool of 2 workers and an
+# emulated GPU pod with the H200 profile) from a poor static config (4-item requests, no offload)
 # through steady load, a load step and a shift to large queries; writes out/demo/report.md,
 # tuning.png and summary.json. DEMO_SECONDS shortens it (at least 45); DEMO_EDIT_TARGET_MS adds a
 # last phase that edits the manifest's p95 target while it runs.
 DEMO_SECONDS ?= 150
-DEMO_QPS ?= 10
+DEMO_QPS ?= 20
 DEMO_EDIT_TARGET_MS ?=
 demo: setup
 	$(PY) -m recsched_operator local crds/examples/recmodel-local-demo.yaml --scenario demo \

@@ -37,7 +37,7 @@ pytestmark = [
 def start_demo(tmp_path: Path, duration_s: float) -> subprocess.Popen[bytes]:
     argv = [
         sys.executable, "-m", "recsched_operator", "local", str(EXAMPLE),
-        "--scenario", "demo", "--duration-s", f"{duration_s:g}", "--load-qps", "6",
+        "--scenario", "demo", "--duration-s", f"{duration_s:g}", "--load-qps", "8",
         "--gpu-profile", "nvidia-h200", "--run-dir", str(tmp_path / "run"),
         "--report-dir", str(tmp_path / "out"),
     ]  # fmt: skip
@@ -93,7 +93,7 @@ def test_short_demo_writes_a_summary_per_phase_and_moves_both_knobs(tmp_path: Pa
         }
     assert phases[0]["decisions"] == 0 and phases[0]["tuning"] is False
     assert phases[0]["p95Ms"] is not None  # the start config's window was measured
-    assert phases[2]["offeredQps"] == 9.0 and phases[3]["offeredQps"] == pytest.approx(5.4)
+    assert phases[2]["offeredQps"] == 12.0 and phases[3]["offeredQps"] == pytest.approx(7.2)
     assert summary["startConfig"] == {"batchSize": 1024, "offloadThreshold": 1025}
     assert summary["knobsMoved"] == {"batchSize": True, "offloadThreshold": True}, (
         tmp_path / "run" / "decisions.jsonl"

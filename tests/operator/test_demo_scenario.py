@@ -88,7 +88,7 @@ def test_an_slo_edit_in_the_manifest_copy_reaches_the_watch(tmp_path: Path) -> N
     assert spec is not None and spec.slo.target_ms == 42.0
     assert watch.changed_spec() is None  # reported once
     document = yaml.safe_load(manifest.read_text(encoding="utf-8"))
-    assert document["metadata"]["name"] == "wnd-demo"  # the rest of the manifest is kept
+    assert document["metadata"]["name"] == "ncf-demo"  # the rest of the manifest is kept
 
 
 def test_a_broken_manifest_edit_is_ignored_not_fatal(tmp_path: Path) -> None:
