@@ -1,324 +1,271 @@
-"""Tuner convergence on the simulator: all eight models x two SLOs, from the worst grid corner.
+"""Tuner convergence on the simulator: the wide study of issue 15.
 
-For each measured profile (`operator/src/recsched_operator/profiles/`) and two targets (a tight
-one, half of one worker's time for a 1024-item request, and a loose one, 1.5 times it) this runs
-the real policy against the discrete-event simulator at 75% of the grid optimum's capacity, with
-10% lognormal noise on observed latencies (2% on utilisations), for several seeds, and scores it
-against the exhaustive grid optimum. It also:
+All eight measured profiles, SLOs of 0.5x, 1x, 1.5x and 3x one worker's time for a 1024-item
+request, p95 and p99, the heavy, production and lognormal(5.1, 0.2) size mixes, offered loads of
+50/75/90% of the grid optimum's capacity, and CPU-only clusters or clusters with a GPU pod (the
+speedup table, or the H200 profile in inference_pod/src/recsched_pod/gpu_profiles/, read as a
+data file). `simulation.study.design` samples 12 cases per model (every level of every factor
+with every model; its docstring says how). Each case runs the real policy from the grid corner of
+lowest capacity for `--seeds` seeds, with 10% lognormal noise on latencies (2% on utilisations),
+and is scored against the exhaustive grid optimum: the floor is >= 95% of the optimum's capacity
+within 15 decisions, held to the end, and never more than 2 intervals over target in a row after
+converging.
 
-* replays DeepRecSched's one-shot search (the repo's hill climb over `run_Scheduler.sh`'s batch
-  list with T = 1024, then its threshold list, stopping at the first drop) on exact capacities,
-  with its cost of 8192 queries per configuration tried;
-* shows what each online objective would pick at a fixed load: the lowest p95 vs the lowest
-  capacity use (`tuning.objective`), as a share of the optimum's capacity;
-* reruns the floor under harder conditions (10% noise on utilisation too, loads of 50% and 90%,
-  the paper's narrow lognormal sizes).
+Capacities (bisections on common random numbers) are deterministic per scenario, so they are kept
+in `--cache` (a JSON file) and reruns after a policy change only simulate the tuner's windows.
+Cases run in `--jobs` processes. Writes the study section of docs/benchmarks/tuner.md (between
+markers; the rest of the file is kept) and the per-run results to docs/benchmarks/tuner_study.json.
 
-Writes docs/benchmarks/tuner.md. About 20 minutes on two shared cores (`--quick`: 3 minutes).
-
-    .venv/bin/python bench/tuner_convergence.py [--seeds 5] [--quick]
+    nice -n 10 .venv/bin/python bench/tuner_convergence.py [--seeds 3] [--jobs 2] [--models m1,m2]
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
+import multiprocessing
 import os
 import platform
 import statistics
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from recsched_operator.simulation.capacity import CapacityModel, Scenario
-from recsched_operator.simulation.engine import ClusterShape
-from recsched_operator.simulation.profiles import load_profile, profile_names
-from recsched_operator.simulation.tuning_run import (
-    RunScore,
-    SimulatedService,
-    evaluate_run,
-    run_tuner,
-    worst_corner,
+from recsched_operator.simulation.profiles import profile_names
+from recsched_operator.simulation.study import (
+    CLUSTERS,
+    LOADS,
+    PERCENTILES,
+    SIZE_MIXES,
+    SLO_MULTIPLES,
+    CapacityCache,
+    StudyCase,
+    design,
+    floor_met,
+    prepare,
+    run_case,
 )
-from recsched_operator.simulation.workload import HEAVY_TAILED, PAPER_LOGNORMAL, SizeDistribution
-from recsched_operator.tuning import (
-    KnobConfig,
-    Observation,
-    SloTarget,
-    TuningBounds,
-    TuningSettings,
-)
-from recsched_operator.tuning.objective import capacity_use
+from recsched_operator.tuning.knobs import describe_threshold
 
-OUT = Path(__file__).resolve().parents[1] / "docs/benchmarks/tuner.md"
-VALIDATION_MARKER = "## Simulator validation against a real pod"
-"""`bench/simulator_validation.py` owns the report from this heading on; it is kept here."""
-BOUNDS = TuningBounds(batch_min=1, batch_max=1024, threshold_min=32, threshold_max=1025)
-CLUSTER = ClusterShape(cpu_pods=2, cpu_workers_per_pod=8, gpu_pods=1)
-TARGETS = {"tight": 0.5, "loose": 1.5}  # x one worker's time for a 1024-item request
-INTERVALS = 40
-PAPER_BATCHES = (512, 384, 256, 192, 128, 96, 64, 48, 32)  # run_Scheduler.sh --batch_configs
-PAPER_THRESHOLDS = (96, 128, 192, 256, 384, 512)  # run_Scheduler.sh --accel_configs
-PAPER_QUERIES_PER_CONFIG = 8192  # 128 updates x 64 queries (facts file section 4.3)
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "docs/benchmarks/tuner.md"
+RAW = ROOT / "docs/benchmarks/tuner_study.json"
+GPU_PROFILE = ROOT / "inference_pod/src/recsched_pod/gpu_profiles/nvidia-h200.json"
+BEGIN, END = "<!-- tuner_convergence: begin -->", "<!-- tuner_convergence: end -->"
+INTERVALS = 30
+WINDOW_QUERIES = 20000
 
 
-@dataclass
-class Case:
-    model: str
-    slo: str
-    scenario: Scenario
-    capacity: CapacityModel
-    optimum: KnobConfig
-    optimum_qps: float
-    start: KnobConfig
-
-    @property
-    def target_ms(self) -> float:
-        return self.scenario.target_ms
+def fmt(batch: int, threshold: int) -> str:
+    return f"{batch}/{describe_threshold(threshold)}"
 
 
-def build_case(model: str, slo: str, sizes: SizeDistribution = HEAVY_TAILED) -> Case:
-    profile = load_profile(model)
-    target_ms = TARGETS[slo] * profile.cpu_request_s(1024) * 1000
-    scenario = Scenario(profile, CLUSTER, sizes, 95, target_ms)
-    capacity = CapacityModel.build(scenario, seed=0)
-    optimum, optimum_qps = capacity.optimum(BOUNDS)
-    return Case(
-        model, slo, scenario, capacity, optimum, optimum_qps, worst_corner(capacity, BOUNDS)
-    )
-
-
-def tune(case: Case, seed: int, load: float = 0.75, utilization_noise: float = 0.02) -> RunScore:
-    slo = SloTarget(95, case.target_ms, 30.0)
-    service = SimulatedService(
-        case.scenario,
-        load * case.optimum_qps,
-        latency_noise=0.10,
-        utilization_noise=utilization_noise,
-    )
-    run = run_tuner(service, case.start, BOUNDS, slo, TuningSettings(), INTERVALS, seed)
-    return evaluate_run(run, case.capacity, BOUNDS, slo)
-
-
-def floor_met(score: RunScore) -> bool:
-    return (
-        score.reached_at is not None
-        and score.reached_at <= 15
-        and score.final_ratio >= 0.95
-        and score.longest_violation_after_converging <= 2
-    )
-
-
-def paper_search(case: Case) -> tuple[KnobConfig, int, KnobConfig, int]:
-    """DeepRecSched's one-shot hill climb on exact capacities: the batch phase's choice (T = 1024)
-    and configs tried, then the threshold phase's choice and configs tried."""
-
-    def climb(configs: list[KnobConfig]) -> tuple[KnobConfig, int]:
-        best, best_qps, tried = configs[0], case.capacity.capacity_qps(configs[0]), 1
-        for config in configs[1:]:
-            qps = case.capacity.capacity_qps(config)
-            tried += 1
-            if qps < best_qps:
-                break
-            best, best_qps = config, qps
-        return best, tried
-
-    batch_choice, tried_b = climb([KnobConfig(b, 1024) for b in PAPER_BATCHES])
-    chosen, tried_t = climb([KnobConfig(batch_choice.batch_size, t) for t in PAPER_THRESHOLDS])
-    return batch_choice, tried_b, chosen, tried_b + tried_t
-
-
-def objective_picks(case: Case, load: float) -> tuple[float, float]:
-    """Capacity share of the config with the lowest p95, and with the lowest capacity use."""
-    qps = load * case.optimum_qps
-    slo = SloTarget(95, case.target_ms, 30.0)
-    settings = TuningSettings()
-    p95: dict[KnobConfig, float] = {}
-    use: dict[KnobConfig, float] = {}
-    for config in BOUNDS.configs():
-        window = case.capacity.window(config, qps)
-        latency = window.percentile_ms(95) or float("inf")
-        p95[config] = latency
-        observation = Observation(
-            at_s=0.0,
-            qps=qps,
-            p95_ms=latency,
-            p99_ms=latency,
-            samples=float(window.queries),
-            cpu_utilization=window.utilization("cpu"),
-            gpu_utilization=window.utilization("gpu") if window.on_gpu.any() else None,
+def run_one(task: tuple[StudyCase, list[int], dict[str, Any]]) -> dict[str, Any]:
+    """Prepare a case (from the cached capacities given) and run its seeds."""
+    case, seeds, cached = task
+    started = time.process_time()
+    cache = CapacityCache()
+    cache.merge(cached)
+    prepared = prepare(case, GPU_PROFILE, cache)
+    runs = []
+    for seed in seeds:
+        run, score = run_case(prepared, seed, INTERVALS, window_queries=WINDOW_QUERIES)
+        runs.append(
+            {
+                "seed": seed,
+                "reached_at": score.reached_at,
+                "converged_at": score.converged_at,
+                "final": [score.final.batch_size, score.final.offload_threshold],
+                "final_ratio": round(score.final_ratio, 4),
+                "configs_tried": score.configs_tried,
+                "longest_violation_after_converging": score.longest_violation_after_converging,
+                "floor_met": floor_met(score),
+                "trace": [f"{s.index} {s.action}: {s.reason}" for s in run.steps]
+                if not floor_met(score)
+                else [],
+            }
         )
-        use[config] = capacity_use(observation, slo, settings) or float("inf")
-    by_p95, by_use = min(p95, key=p95.__getitem__), min(use, key=use.__getitem__)
-    return (
-        case.capacity.capacity_qps(by_p95) / case.optimum_qps,
-        case.capacity.capacity_qps(by_use) / case.optimum_qps,
-    )
-
-
-def fmt(config: KnobConfig) -> str:
-    threshold = "off" if config.offload_threshold > 1024 else str(config.offload_threshold)
-    return f"{config.batch_size}/{threshold}"
+    cache.store(case.scenario_key, prepared.capacity, prepared.optimum, prepared.optimum_qps)
+    return {
+        "case": case.__dict__,
+        "label": case.describe(),
+        "target_ms": prepared.scenario.target_ms,
+        "optimum": [prepared.optimum.batch_size, prepared.optimum.offload_threshold],
+        "optimum_qps": prepared.optimum_qps,
+        "start": [prepared.start.batch_size, prepared.start.offload_threshold],
+        "start_qps": prepared.capacity.capacity_qps(prepared.start),
+        "runs": runs,
+        "cpu_s": time.process_time() - started,
+        "cache": {case.scenario_key: cache.entries()[case.scenario_key]},
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seeds", type=int, default=5)
-    parser.add_argument("--quick", action="store_true", help="2 seeds, no robustness runs")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--models", default=",".join(profile_names()))
+    parser.add_argument("--cache", type=Path, default=Path("/tmp/recsched-tuner-capacities.json"))
     parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--raw", type=Path, default=RAW)
+    parser.add_argument("--only", default="", help="substring of a case label to run alone")
     args = parser.parse_args(argv)
-    seeds = range(1, (2 if args.quick else args.seeds) + 1)
     started = time.perf_counter()
-    main_rows, proxy_rows, cases = [], [], []
-    all_scores: list[RunScore] = []
-    for model in profile_names():
-        for slo in TARGETS:
-            case = build_case(model, slo)
-            cases.append(case)
-            scores = [tune(case, seed) for seed in seeds]
-            all_scores += scores
-            paper_b, paper_b_tried, paper, paper_tried = paper_search(case)
-            reach = [s.reached_at for s in scores]
-            converge = [s.converged_at for s in scores]
-            tried = [s.configs_tried for s in scores]
-            main_rows.append(
-                f"| {model} | {slo} {case.target_ms:.1f} | {fmt(case.optimum)} "
-                f"{case.optimum_qps:.0f} | {fmt(case.start)} "
-                f"{case.capacity.capacity_qps(case.start):.0f} | "
-                f"{_span(reach)} | {_span(converge)} | "
-                f"{min(s.final_ratio for s in scores):.0%} | {_span(tried)} | "
-                f"{max(s.longest_violation_after_converging for s in scores)} | "
-                f"{sum(map(floor_met, scores))}/{len(scores)} | "
-                f"{fmt(paper_b)} {case.capacity.capacity_qps(paper_b) / case.optimum_qps:.0%} "
-                f"after {paper_b_tried}; {fmt(paper)} "
-                f"{case.capacity.capacity_qps(paper) / case.optimum_qps:.0%} after {paper_tried} "
-                f"= {paper_tried * PAPER_QUERIES_PER_CONFIG:,} queries |"
+    load_before = os.getloadavg()
+    cache = CapacityCache(args.cache)
+    cases = [c for c in design(args.models.split(",")) if args.only in c.describe()]
+    seeds = list(range(1, args.seeds + 1))
+    tasks = [
+        (case, seeds, {k: v for k, v in cache.entries().items() if k == case.scenario_key})
+        for case in cases
+    ]
+    results = []
+    partial = args.raw.with_suffix(".partial.jsonl")
+    partial.write_text("")
+    with multiprocessing.get_context("fork").Pool(args.jobs) as pool:
+        for result in pool.imap_unordered(run_one, tasks):
+            cache.merge(result.pop("cache"))
+            cache.save()
+            results.append(result)
+            with partial.open("a") as stream:
+                stream.write(json.dumps(result) + "\n")
+            met = sum(r["floor_met"] for r in result["runs"])
+            print(
+                f"[{len(results)}/{len(tasks)} {time.perf_counter() - started:.0f} s] "
+                f"{result['label']}: {met}/{len(seeds)}",
+                file=sys.stderr,
             )
-            picks = [objective_picks(case, load) for load in (0.5, 0.75, 0.9)]
-            proxy_rows.append(
-                f"| {model} | {slo} | "
-                + " | ".join(f"{p95:.0%} / {use:.0%}" for p95, use in picks)
-                + " |"
-            )
-            print(main_rows[-1], f"({time.perf_counter() - started:.0f} s)", file=sys.stderr)
-    robustness = [] if args.quick else robustness_rows(cases)
-    write_report(args.out, main_rows, proxy_rows, robustness, all_scores, seeds, started)
+    cache.save()
+    results.sort(key=lambda r: StudyCase(**r["case"]))
+    meta = {
+        "command": "nice -n 10 .venv/bin/python bench/tuner_convergence.py "
+        + " ".join(argv if argv is not None else sys.argv[1:]),
+        "machine": f"{platform.node()} ({os.cpu_count()} shared cores)",
+        "finished": f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC",
+        "wall_s": round(time.perf_counter() - started),
+        "cpu_s": round(sum(r["cpu_s"] for r in results)),
+        "load_average_before": [round(x, 2) for x in load_before],
+        "load_average_after": [round(x, 2) for x in os.getloadavg()],
+        "seeds": seeds,
+        "intervals": INTERVALS,
+    }
+    args.raw.write_text(json.dumps({"meta": meta, "cases": results}, indent=1) + "\n")
+    write_report(args.out, results, meta)
     return 0
 
 
-def _span(values: list[int | None]) -> str:
-    known = [v for v in values if v is not None]
-    if not known:
-        return "never"
-    missing = len(values) - len(known)
-    text = f"{statistics.median(known):g} (max {max(known)})"
-    return text + (f", {missing} never" if missing else "")
+def _span(values: list[int]) -> str:
+    return f"{statistics.median(values):g} / {max(values)}" if values else "never"
 
 
-def robustness_rows(cases: list[Case]) -> list[str]:
-    rows = []
-    variants: list[tuple[str, dict[str, float]]] = [
-        ("10% noise on utilisation too", {"utilization_noise": 0.10}),
-        ("load 50% of the optimum", {"load": 0.5}),
-        ("load 90% of the optimum", {"load": 0.9}),
-    ]
-    for label, options in variants:
-        scores = [tune(case, seed, **options) for case in cases for seed in (1, 2, 3)]
-        rows.append(_robust_row(label, scores))
-        print(rows[-1], file=sys.stderr)
-    narrow = [build_case(c.model, c.slo, PAPER_LOGNORMAL) for c in cases]
-    scores = [tune(case, seed) for case in narrow for seed in (1, 2, 3)]
-    rows.append(_robust_row("paper's lognormal(5.1, 0.2) sizes", scores))
-    return rows
-
-
-def _robust_row(label: str, scores: list[RunScore]) -> str:
-    reached = [s.reached_at for s in scores if s.reached_at is not None]
+def case_row(result: dict[str, Any]) -> str:
+    case, runs = result["case"], result["runs"]
+    reached = [r["reached_at"] for r in runs if r["reached_at"] is not None]
+    never = len(runs) - len(reached)
     return (
-        f"| {label} | {sum(map(floor_met, scores))}/{len(scores)} | "
-        f"{min(s.final_ratio for s in scores):.0%} | "
-        f"{statistics.median(reached) if reached else 'n/a'} | "
-        f"{max(s.longest_violation_after_converging for s in scores)} |"
+        f"| {case['model']} | {case['slo_multiple']:g}x p{case['percentile']} "
+        f"{result['target_ms']:.1f} | {case['mix']} | {case['cluster']} | {case['load']:.0%} | "
+        f"{fmt(*result['optimum'])} {result['optimum_qps']:.0f} | "
+        f"{fmt(*result['start'])} {result['start_qps']:.0f} | "
+        f"{_span(reached)}{f' ({never} never)' if never else ''} | "
+        f"{_span([r['configs_tried'] for r in runs])} | "
+        f"{min(r['final_ratio'] for r in runs):.0%} | "
+        f"{max(r['longest_violation_after_converging'] for r in runs)} | "
+        f"{sum(r['floor_met'] for r in runs)}/{len(runs)} |"
     )
 
 
-def write_report(
-    out: Path,
-    main_rows: list[str],
-    proxy_rows: list[str],
-    robustness: list[str],
-    scores: list[RunScore],
-    seeds: range,
-    started: float,
-) -> None:
-    met = sum(map(floor_met, scores))
-    lines = [
-        "# Tuner convergence on the simulator",
-        "",
-        f"Generated by `bench/tuner_convergence.py` on {platform.node()} ({os.cpu_count()} shared "
-        f"cores) at {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC in "
-        f"{time.perf_counter() - started:.0f} s. Service times: the measured profiles in "
-        "`operator/src/recsched_operator/profiles/` (scale 0.01, one thread; GPU emulated from "
-        "the repo's speedup table).",
-        "",
-        "Setup: 2 CPU pods x 8 workers + 1 GPU pod; heavy-tailed query sizes (mean 156, median 70, "
-        "2.5% at the 1024 cap); grid B in 1..1024 x T in 32..1024 plus off (77 configs); offered "
-        "load 75% of the grid optimum's capacity; each decision observes one 30 s window "
-        "(QPS x 30 s queries, at most 20,000) after a 10 s cooldown, with 10% lognormal noise "
-        "on every latency percentile and 2% on utilisations (counter rates, which carry no "
-        "quantile estimate; the window's own sampling noise comes on top); start at the grid "
-        "corner of lowest "
-        f"capacity; {INTERVALS} decisions per run; seeds {seeds.start}..{seeds.stop - 1}. "
-        "Targets: tight = 0.5x, loose = 1.5x one worker's time for a 1024-item request. "
-        "Capacity = highest QPS with p95 within target (bisection on common random numbers).",
-        "",
-        f"**Floor** (>= 95% of the optimum's capacity within 15 decisions, then never more than "
-        f"2 intervals over target in a row): **{met}/{len(scores)} runs**.",
-        "",
-        "| model | SLO (ms) | grid optimum B/T, qps | worst corner B/T, qps | decisions to >= 95% "
-        "(median, max) | decisions to converge | worst final capacity | configs tried | max "
-        "intervals over target after converging | floor met | paper's one-shot search: batch phase "
-        "(T = 1024) B/T, capacity, configs; + threshold phase; queries at 8192 per config |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
-        *main_rows,
-        "",
-        "The paper's search (facts file section 4.4) climbs `run_Scheduler.sh`'s batch list "
-        "512..32 with T = 1024, stops at the first drop, then climbs the threshold list 96..512 "
-        "with that batch; it is replayed here on exact, noise-free capacities. Each configuration "
-        "costs 8192 queries (128 controller updates of 64 queries while sweeping the arrival "
-        "rate). Its threshold list has no 'off', and its first entry (96) sends most queries to "
-        "the single GPU, so with the weak GPUs of the speedup table the threshold phase can lose "
-        "what the batch phase found. The tuner's decisions each cost one measurement window of "
-        "live traffic at whatever load there is, need no load sweep, and it keeps watching after "
-        "it converges.",
-        "",
-        "## What the online objective picks at a fixed load",
-        "",
-        "Capacity of the config an objective would choose, as a share of the optimum's: lowest "
-        "p95 / lowest capacity use (`tuning.objective.capacity_use`), from one simulated window "
-        "per config at 50%, 75% and 90% of the optimum's capacity. Lowest p95 is blind to a GPU "
-        "pool swamped by the few largest queries (beyond p95) and prefers small batches at light "
-        "load; capacity use tracks the busiest pool's utilisation while latency has headroom.",
-        "",
-        "| model | SLO | 50% load | 75% load | 90% load |",
-        "|---|---|---|---|---|",
-        *proxy_rows,
+def level_rows(results: list[dict[str, Any]]) -> list[str]:
+    factors: list[tuple[str, str, tuple[Any, ...]]] = [
+        ("model", "model", tuple(sorted({r["case"]["model"] for r in results}))),
+        ("SLO", "slo_multiple", SLO_MULTIPLES),
+        ("percentile", "percentile", PERCENTILES),
+        ("size mix", "mix", SIZE_MIXES),
+        ("load", "load", LOADS),
+        ("cluster", "cluster", CLUSTERS),
     ]
-    if robustness:
-        lines += [
-            "",
-            "## Harder conditions (3 seeds per case, all 16 cases)",
-            "",
-            "| condition | floor met | worst final capacity | median decisions to >= 95% | max "
-            "intervals over target after converging |",
-            "|---|---|---|---|---|",
-            *robustness,
-        ]
-    out.parent.mkdir(parents=True, exist_ok=True)
-    previous = out.read_text() if out.exists() else ""
-    kept = previous[previous.index(VALIDATION_MARKER) :] if VALIDATION_MARKER in previous else ""
-    out.write_text("\n".join(lines) + "\n" + ("\n" + kept if kept else ""))
+    rows = []
+    for name, key, levels in factors:
+        for level in levels:
+            runs = [run for r in results if r["case"][key] == level for run in r["runs"]]
+            if not runs:
+                continue
+            reached = [run["reached_at"] for run in runs if run["reached_at"] is not None]
+            label = (
+                f"{level:.0%}"
+                if key == "load"
+                else f"{level:g}x"
+                if key == "slo_multiple"
+                else level
+            )
+            rows.append(
+                f"| {name} | {label} | {sum(run['floor_met'] for run in runs)}/{len(runs)} | "
+                f"{_span(reached)} | {_span([run['configs_tried'] for run in runs])} | "
+                f"{min(run['final_ratio'] for run in runs):.0%} |"
+            )
+    return rows
+
+
+def write_report(out: Path, results: list[dict[str, Any]], meta: dict[str, Any]) -> None:
+    runs = [run for r in results for run in r["runs"]]
+    reached = [run["reached_at"] for run in runs if run["reached_at"] is not None]
+    tried = [run["configs_tried"] for run in runs]
+    met = sum(run["floor_met"] for run in runs)
+    lines = [
+        BEGIN,
+        "## Wide study: every model, SLO, percentile, size mix, load and cluster (issue 15)",
+        "",
+        f"`{meta['command']}` on {meta['machine']}, finished {meta['finished']}: "
+        f"{len(results)} cases x seeds {meta['seeds'][0]}..{meta['seeds'][-1]} = {len(runs)} "
+        f"runs in {meta['wall_s']} s wall ({meta['cpu_s']} s CPU; 1-minute load average "
+        f"{meta['load_average_before'][0]} before, {meta['load_average_after'][0]} after). "
+        "Raw results: `docs/benchmarks/tuner_study.json`.",
+        "",
+        "Each run: the real policy from the grid corner of lowest capacity, "
+        f"{meta['intervals']} decisions, one 30 s window (QPS x 30 s queries, at most 20,000) "
+        "after a 10 s cooldown per decision, 10% lognormal noise on every latency percentile "
+        "and 2% on utilisations. Clusters: 2 CPU pods x 8 workers, plus one GPU pod with the "
+        "speedup table's times (`gpu-table`, the shipped profiles) or the H200's measured "
+        "times (`gpu-h200`), or none (`cpu-only`: threshold pinned off, grid of 11 batch "
+        "sizes; 77 configs with a GPU pod). SLO = multiple x one worker's time for a "
+        "1024-item request, on the tracked percentile. Capacity = highest QPS with that "
+        "percentile within target (bisection on common random numbers).",
+        "",
+        "Sampling (`simulation.study.design`): per model the full SLO x size-mix cross "
+        "(12 cases), with load and cluster as two orthogonal Latin squares over it shifted "
+        "per model, and p95/p99 alternating: every level of every factor appears with every "
+        "model (each SLO 3 times, each mix, load and cluster 4 times, each percentile 6 "
+        "times per model).",
+        "",
+        f"**Floor** (>= 95% of the optimum's capacity within 15 decisions, held to the end; "
+        f"never more than 2 intervals over target in a row after converging): "
+        f"**{met}/{len(runs)} runs**. Decisions to >= 95%: median "
+        f"{statistics.median(reached) if reached else 'n/a'}, worst "
+        f"{max(reached) if reached else 'n/a'}"
+        f"{f' ({len(runs) - len(reached)} runs never)' if len(reached) < len(runs) else ''}; "
+        f"configs tried per run: median {statistics.median(tried):g}, worst {max(tried)}.",
+        "",
+        "| factor | level | floor met | decisions to >= 95% (median / worst) | configs tried "
+        "(median / worst) | worst final capacity |",
+        "|---|---|---|---|---|---|",
+        *level_rows(results),
+        "",
+        "| model | SLO (ms) | size mix | cluster | load | grid optimum B/T, qps | start B/T, "
+        "qps | decisions to >= 95% (median / worst) | configs tried (median / worst) | worst "
+        "final capacity | max intervals over target after converging | floor met |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        *(case_row(r) for r in results),
+        END,
+    ]
+    text = out.read_text() if out.exists() else ""
+    block = "\n".join(lines)
+    if BEGIN in text and END in text:
+        text = text[: text.index(BEGIN)] + block + text[text.index(END) + len(END) :]
+    else:
+        text = block + "\n\n" + text
+    out.write_text(text)
     print(f"wrote {out}", file=sys.stderr)
 
 

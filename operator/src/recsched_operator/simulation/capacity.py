@@ -129,6 +129,15 @@ class CapacityModel:
                 best, best_qps = config, capacity
         return best, best_qps
 
+    def known_capacities(self) -> dict[KnobConfig, float]:
+        """Capacities bisected so far (a copy), to store and hand to `remember` later."""
+        return dict(self._capacity)
+
+    def remember(self, capacities: dict[KnobConfig, float]) -> None:
+        """Take capacities bisected earlier on the same scenario and traffic (a study's cache),
+        so they are not bisected again."""
+        self._capacity.update(capacities)
+
     def latency_landscape(self, bounds: TuningBounds, qps: float) -> dict[KnobConfig, float]:
         """Tracked percentile (ms) of every grid config at one offered load."""
         return {config: self.latency_ms(config, qps) for config in bounds.configs()}

@@ -104,6 +104,21 @@ class ServiceProfile:
             {**self.source, "cpu_factor": factor},
         )
 
+    def with_gpu_times(
+        self, batch_items: tuple[int, ...], seconds: tuple[float, ...], device: str
+    ) -> ServiceProfile:
+        """The same CPU times with the GPU pool's times measured on another device (e.g. the
+        H200 profile of `bench/gpu_profile.py`), interpolated onto this profile's grid in
+        log(items)-log(seconds) space like every other lookup."""
+        table = _log_interp(batch_items, seconds, max(self.batch_items[-1], batch_items[-1]))
+        return ServiceProfile(
+            self.model,
+            self.batch_items,
+            self.cpu_seconds,
+            tuple(table[items] for items in self.batch_items),
+            {**self.source, "gpu_device": device},
+        )
+
     def cpu_request_s(self, items: int) -> float:
         return self._cpu_table[min(max(items, 1), len(self._cpu_table) - 1)]
 

@@ -195,8 +195,10 @@ def evaluate_run(
     bounds: TuningBounds,
     slo: SloTarget,
     fraction: float = 0.95,
+    optimum: tuple[KnobConfig, float] | None = None,
 ) -> RunScore:
-    optimum, optimum_qps = model.optimum(bounds)
+    """`optimum` (config, QPS), when the caller has it, saves finding it again."""
+    optimum_config, optimum_qps = optimum or model.optimum(bounds)
     good = {
         config: model.capacity_qps(config) >= fraction * optimum_qps
         for config in {step.incumbent or step.served for step in run.steps} | {run.final}
@@ -219,7 +221,7 @@ def evaluate_run(
         streak = streak + 1 if over else 0
         longest = max(longest, streak)
     return RunScore(
-        optimum=optimum,
+        optimum=optimum_config,
         optimum_qps=optimum_qps,
         final=run.final,
         final_qps=model.capacity_qps(run.final),

@@ -20,9 +20,12 @@ loses fast once latency eats into that margin. On the simulated grid this picks 
 optimum at every load tried (50-90% of the optimum's capacity), and every config within 5% of the
 minimum has >= 95% of the optimum's capacity. The product keeps comparisons relative, as the noise
 band is. An overloaded pool (utilisation, i.e. work offered per worker-second, of 1 or more)
-counts its latency at the cap `overload_latency_ratio`, since the p95 of an overloaded window only
-tells how long queues have been growing: overloaded configs rank below every config that keeps up,
-and among themselves by how far over capacity they are.
+counts its latency at the cap `overload_latency_ratio` once its latency is over the target too,
+since the p95 of an overloaded window only tells how long queues have been growing: overloaded
+configs rank below every config that keeps up, and among themselves by how far over capacity they
+are. A pool at or just above 100% whose latency is still within target is not treated so: near
+saturation (90% of the optimum's load) 2% noise on a utilisation of 0.99 would otherwise turn a
+good config into an overloaded one, a jump of four orders of magnitude on one noisy window.
 Without utilisation (a source that lacks it) the latency ratio alone is used.
 """
 
@@ -64,12 +67,12 @@ def capacity_use(
     throughput = throughput_use(observation)
     if throughput is None:
         return latency_ratio
-    if throughput >= 1.0:
+    rejected = observation.rejected_fraction or 0.0
+    if throughput >= 1.0 and latency_ratio > 1.0:
         latency_ratio = settings.overload_latency_ratio
     excess = min(
         max(0.0, latency_ratio - settings.latency_headroom), settings.overload_latency_ratio
     )
-    rejected = observation.rejected_fraction or 0.0
     latency_factor: float = math.pow(1.0 + excess, settings.latency_penalty)
     return throughput * latency_factor * (1.0 + settings.rejected_penalty * rejected)
 

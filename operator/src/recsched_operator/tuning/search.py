@@ -36,14 +36,28 @@ class Candidate:
     direction: int
     step: int
     joint: bool = False
+    jump: bool = False
+    """The threshold's leap to the mean query size (`offload_jump`)."""
+    diagonal: bool = False
+    """Both knobs one position the same way, the last look before converging."""
 
     def describe(self, incumbent: KnobConfig) -> str:
+        word = "larger" if self.direction > 0 else "smaller"
+        if self.diagonal:
+            return (
+                f"probing a {word} batch and threshold together: the threshold moves work "
+                "between the pools, and the batch size that suits the CPU pool moves with it"
+            )
         if self.joint:
             return (
                 f"probing both knobs at once ({self.step} grid step(s) each): the GPU pool is "
                 "overloaded"
             )
-        word = "larger" if self.direction > 0 else "smaller"
+        if self.jump:
+            return (
+                "offloading the queries above the mean size: the GPU pool gets almost none "
+                "while the CPU pool is busy"
+            )
         return f"probing a {word} {self.knob} ({self.step} grid step(s))"
 
 
@@ -160,6 +174,44 @@ def joint_escape(
     return Candidate(config, "threshold", 1, step, joint=True)
 
 
+def overloaded(state: TuningState, settings: TuningSettings) -> bool:
+    """The incumbent's capacity use is that of an overloaded pool (`objective.capacity_use` puts
+    its latency at the cap) or of latency ten times the target: not a noisy window of a config
+    near its target, which only exceeds 1 by a little."""
+    return (state.reference_use or 0.0) >= settings.overload_latency_ratio
+
+
+def offload_jump(
+    incumbent: KnobConfig,
+    observation: Observation,
+    bounds: TuningBounds,
+) -> Candidate | None:
+    """The threshold straight down to the mean query size while the GPU pool gets (almost)
+    nothing and the CPU pool is busy.
+
+    Every threshold above the larger query sizes offloads (almost) nothing, so one grid step at
+    a time from "off" crosses a flat stretch where neighbours only tie, and with a narrow size
+    mix (the paper's lognormal: p99 261 items) that stretch is four of the threshold's seven
+    positions. Offloading the queries above the mean size is the first move that tells whether
+    the GPU pool helps; if it loses, the ordinary steps follow.
+    """
+    if len(bounds.grid("threshold")) < 2 or observation.mean_query_items is None:
+        return None
+    offloaded = observation.offloaded_fraction or 0.0
+    cpu = observation.cpu_utilization
+    if offloaded >= 0.01 or cpu is None or cpu < 0.5:
+        return None
+    grid = bounds.grid("threshold")
+    below = [t for t in grid if t <= observation.mean_query_items]
+    target = below[-1] if below else grid[0]
+    if target >= incumbent.offload_threshold:
+        return None
+    steps = grid.index(bounds.move(incumbent, "threshold", 0).offload_threshold) - grid.index(
+        target
+    )
+    return Candidate(incumbent.with_value("threshold", target), "threshold", -1, steps, jump=True)
+
+
 def pick_candidate(
     incumbent: KnobConfig,
     state: TuningState,
@@ -185,10 +237,16 @@ def pick_candidate(
         return escape
     far = (state.reference_use or 0.0) > 1.0
     for knob in knob_order(state, observation, bounds, settings):
-        step = (state.step(knob) or settings.initial_step) if far else 1
-        directions = direction_order(knob, incumbent, state, observation, bounds, slo)
-        while step >= 1:
-            for direction in directions:
+        jump = offload_jump(incumbent, observation, bounds) if knob == "threshold" else None
+        if jump is not None and jump.config not in known:
+            return jump
+        longest = (state.step(knob) or settings.initial_step) if far else 1
+        # The hinted direction at shrinking steps before the other direction: a long step that
+        # lost in the direction the pools point to (say, a threshold that swamped the GPU pool
+        # after the CPU pool was the bottleneck) brackets the optimum on that side.
+        for direction in direction_order(knob, incumbent, state, observation, bounds, slo):
+            step = longest
+            while step >= 1:
                 config = bounds.move(incumbent, knob, direction * step)
                 if config not in known:
                     return Candidate(config, knob, direction, step)
@@ -198,13 +256,33 @@ def pick_candidate(
                     beyond = bounds.move(config, knob, direction)
                     if beyond not in known:
                         return Candidate(beyond, knob, direction, step + 1)
-            step //= 2
+                step //= 2
     # Before converging, one look two positions out in the direction the observation points
     # at: a measured cost curve can have a bump (one batch size slower per item than both its
-    # neighbours) that a one-step search cannot see past.
-    for knob in knob_order(state, observation, bounds, settings):
-        direction = direction_order(knob, incumbent, state, observation, bounds, slo)[0]
-        config = bounds.move(incumbent, knob, 2 * direction)
-        if config not in known and config != bounds.move(incumbent, knob, direction):
-            return Candidate(config, knob, direction, 2)
+    # neighbours) that a one-step search cannot see past. While the incumbent is overloaded
+    # (`overloaded`), a flat stretch is no reason to stop: a threshold above
+    # nearly every query size offloads nothing, so its neighbours all look the same, and the
+    # search looks further out along each knob, nearest first, until it finds ground or runs out.
+    stuck = overloaded(state, settings)
+    reach = max(len(bounds.grid(knob)) for knob in KNOBS) if stuck else 2
+    for distance in range(2, reach + 1):
+        for knob in knob_order(state, observation, bounds, settings):
+            directions = direction_order(knob, incumbent, state, observation, bounds, slo)
+            # Near a feasible optimum only the hinted direction, or the other one when the
+            # hinted one runs into a bound (momentum carried the knob to its end).
+            open_ = [d for d in directions if bounds.move(incumbent, knob, d) != incumbent]
+            for direction in open_ if stuck else open_[:1]:
+                config = bounds.move(incumbent, knob, distance * direction)
+                nearer = bounds.move(incumbent, knob, (distance - 1) * direction)
+                if config not in known and config != nearer:
+                    return Candidate(config, knob, direction, distance)
+    # Last, the diagonals along which the knobs interact: a larger threshold hands the CPU pool
+    # more queries, which a larger batch serves cheaper per item (and the reverse). A search
+    # one knob at a time stops a step short of an optimum that needs both moved.
+    if all(len(bounds.grid(knob)) > 1 for knob in KNOBS):
+        for direction in (1, -1):
+            config = bounds.move(bounds.move(incumbent, "batch", direction), "threshold", direction)
+            moved = all(config.value(knob) != incumbent.value(knob) for knob in KNOBS)
+            if moved and config not in known:
+                return Candidate(config, "threshold", direction, 1, joint=True, diagonal=True)
     return None

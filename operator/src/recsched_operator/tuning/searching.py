@@ -19,7 +19,12 @@ from recsched_operator.tuning.knobs import KNOBS, KnobConfig, TuningBounds
 from recsched_operator.tuning.objective import describe_use
 from recsched_operator.tuning.observation import Observation
 from recsched_operator.tuning.reasons import describe_change, format_change, format_ms
-from recsched_operator.tuning.search import Candidate, load_comparable, pick_candidate
+from recsched_operator.tuning.search import (
+    Candidate,
+    load_comparable,
+    overloaded,
+    pick_candidate,
+)
 from recsched_operator.tuning.settings import SloTarget, TuningSettings
 from recsched_operator.tuning.state import Trial, TuningState, Verdict
 
@@ -209,9 +214,15 @@ def search_step(
         )
     verdict = _judge_probe(measure, state, slo, settings)
     use = measure.use_at(state.reference_items_per_s)
-    if verdict == "tie" and state.probe_count == 0 and use < (state.reference_use or use):
+    if (
+        verdict == "tie"
+        and state.probe_count == 0
+        and use < (state.reference_use or use)
+        and not overloaded(state, settings)
+    ):
         # Leaning better but inside the band: flat stretches of the capacity curve look like
-        # this, and one more window halves the noise before the search gives the point up.
+        # this, and one more window halves the noise before the search gives the point up
+        # (not while the incumbent is overloaded or over target: there only big gains count).
         reason = (
             f"measuring {probe.describe()} again: capacity use {use:.2f} vs "
             f"{state.reference_use or use:.2f} ({format_change(use, state.reference_use)}) is "
@@ -257,6 +268,21 @@ def search_step(
         "tie": f"within the {settings.noise_band:.0%} band, not worth a change",
     }[verdict]
     reason = f"{describe_change(probe, incumbent)} (rollback): {versus}, {why}"
-    # The knob that just lost gives up its priority: the observations choose the next one.
-    new_state = replace(state, probe=None, last_change_s=now_s, focus_knob=None)
+    # The knob that just lost gives up its priority (the observations choose the next one),
+    # unless it lost (or tied: two overloaded configs, say, one on each side of the optimum) a
+    # long step in the direction it had been winning in: then the optimum most likely lies
+    # between, and the same knob at half the step goes next (a pattern
+    # search's contraction) rather than probes of the other knob from a still-bad incumbent.
+    knob = state.probe_knob
+    overshot = (
+        knob is not None
+        and state.probe_step > 1
+        and state.direction(knob) == (1 if probe.value(knob) > incumbent.value(knob) else -1)
+    )
+    # While the incumbent is overloaded, a knob that stopped paying hands over
+    # to the other one: the bottleneck it left is what the other knob moves (a CPU pool
+    # that no batch size relieves any more needs the threshold).
+    others = [k for k in KNOBS if k != knob and len(bounds.grid(k)) > 1]
+    focus = knob if overshot else others[0] if overloaded(state, settings) and others else None
+    new_state = replace(state, probe=None, last_change_s=now_s, focus_knob=focus)
     return Decision.move("rollback", current, incumbent, reason), new_state
