@@ -99,7 +99,11 @@ def calibrate(url: str, model: str, duration_s: float) -> dict[str, float]:
         "light_qps": round(light_qps, 2),
         "light_factor": factor,
         "operating_speed": operating["pod_mean_compute_s"] / light["pod_mean_compute_s"],
-        "query_overhead_s": light["latency"]["mean_ms"] / 1000 - light["pod_mean_query_s"],
+        # Client latency minus the pod's query time; a hair below 0 when the two clocks' bucket
+        # sums disagree at light load: the simulator takes no negative latency.
+        "query_overhead_s": max(
+            0.0, light["latency"]["mean_ms"] / 1000 - light["pod_mean_query_s"]
+        ),
     }
 
 
@@ -117,8 +121,8 @@ def predict(model: str, calibration: dict[str, float], factor_key: str) -> dict[
     tuned, tuned_qps = capacity.optimum(CPU_ONLY_BOUNDS)
     return {
         "factor": round(factor, 4),
-        "whole_query_qps": round(capacity.capacity_qps(WHOLE_QUERIES), 2),
-        "tuned_cpu_qps": round(tuned_qps, 2),
+        "whole_query_qps": round(float(capacity.capacity_qps(WHOLE_QUERIES)), 2),
+        "tuned_cpu_qps": round(float(tuned_qps), 2),
         "tuned_cpu_config": tuned.to_dict(),
     }
 
@@ -127,7 +131,7 @@ def loadtest_args(url: str, model: str, sizes: Path, target: float, start_qps: f
     return [
         *("--url", url, "--model", model, "--sizes", f"file:{sizes}"),
         *("--target-ms", f"{target:.3f}", "--start-qps", f"{start_qps:.2f}", "--growth", "1.25"),
-        *("--trial-s", "4", "--warmup-s", "1", "--min-trial-queries", "50"),
+        *("--trial-s", "6", "--warmup-s", "1.5", "--min-trial-queries", "100"),
         *("--max-search-s", "240", "--quiet", "--json"),
     ]
 
