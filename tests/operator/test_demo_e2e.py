@@ -94,7 +94,7 @@ def test_short_demo_writes_a_summary_per_phase_and_moves_both_knobs(tmp_path: Pa
     assert phases[0]["decisions"] == 0 and phases[0]["tuning"] is False
     assert phases[0]["p95Ms"] is not None  # the start config's window was measured
     assert phases[2]["offeredQps"] == 12.0 and phases[3]["offeredQps"] == pytest.approx(7.2)
-    assert summary["startConfig"] == {"batchSize": 1024, "offloadThreshold": 1025}
+    assert summary["startConfig"] == {"batchSize": 4, "offloadThreshold": 1025}
     assert summary["knobsMoved"] == {"batchSize": True, "offloadThreshold": True}, (
         tmp_path / "run" / "decisions.jsonl"
     ).read_text()
