@@ -21,7 +21,8 @@ have no capacity on 2 workers, and its loose 1.5x, where the tuned config is who
 
     flock /tmp/recsched-bench.lock .venv/bin/python bench/real_capacity.py [--models rmc1,wnd]
 
-About 15 minutes. Writes docs/benchmarks/real_capacity.json and real_capacity.md.
+About 15 minutes. Writes docs/benchmarks/real_capacity.json and real_capacity.md (its "## Reading"
+section is hand-written and kept across reruns).
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ from recsched_operator.simulation.workload import HEAVY_TAILED, PAPER_LOGNORMAL
 from recsched_operator.tuning import KnobConfig
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from pod_throughput import READING, kept_tail
 from real_capacity_report import render
 from simulator_validation import (
     OPERATING_LOAD,
@@ -271,8 +273,10 @@ def main(argv: list[str] | None = None) -> int:
         "results": results,
     }
     args.out.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
-    report = render(document)
-    args.out.with_suffix(".md").write_text(report, encoding="utf-8")
+    report_path = args.out.with_suffix(".md")
+    tail = kept_tail(report_path, READING)
+    report = render(document) + ("\n" + tail if tail else "")
+    report_path.write_text(report, encoding="utf-8")
     print(report)
     return 0
 
