@@ -135,7 +135,8 @@ class ScenarioRun:
                 if next_run < len(self._runs):
                     wake = min(wake, t0 + self._runs[next_run].start_s - lead_s)
                 time.sleep(max(0.05, min(wake - time.time(), 1.0)))
-            self.records[index] = self._record(timed, t0, time.time(), completed=True)
+            # The scheduled end, so phases tile the run and a decision belongs to one phase.
+            self.records[index] = self._record(timed, t0, end_s, completed=True)
 
     def interrupted(self) -> None:
         """Mark the phase in progress as cut short (called on Ctrl-C)."""
