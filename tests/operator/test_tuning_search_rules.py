@@ -1,0 +1,161 @@
+"""The search rules issue 15's wide study added, one rule per test, on hand-built states.
+
+Each rule fixed a class of runs that stopped short of the grid optimum: a threshold that offloads
+nothing for several grid steps (the offload jump, and looking past flat stretches while
+overloaded), an optimum between a long step's ends (contraction on the same knob), an optimum
+that needs both knobs moved (the diagonal), and a saturated pool whose latency still meets the
+target (not counted as overloaded, so 2% noise cannot make a good config look hopeless).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from recsched_operator.tuning import (
+    KnobConfig,
+    Observation,
+    SloTarget,
+    TuningBounds,
+    TuningSettings,
+    decide_next_config,
+)
+from recsched_operator.tuning.objective import capacity_use
+from recsched_operator.tuning.search import pick_candidate
+from recsched_operator.tuning.settings import TuningMode
+from recsched_operator.tuning.state import Trial, TuningState
+
+pytestmark = pytest.mark.timeout(30)
+
+SLO = SloTarget(percentile=95, target_ms=50.0, window_s=30.0)
+SETTINGS = TuningSettings()
+BOUNDS = TuningBounds(batch_min=1, batch_max=1024, threshold_min=32, threshold_max=1025)
+OVERLOADED_USE = 15000.0  # what capacity_use gives a pool over 100% with latency over target
+
+
+def window(**fields: object) -> Observation:
+    base: dict[str, object] = {"at_s": 0.0, "qps": 1000.0, "p95_ms": 20.0, "p99_ms": 30.0}
+    base["samples"] = 30000.0
+    base.update(fields)
+    return Observation(**base)  # type: ignore[arg-type]
+
+
+def searching(incumbent: KnobConfig, use: float, *tried: tuple[KnobConfig, str]) -> TuningState:
+    trials = tuple(
+        Trial(config, use * 1.1, 20.0, 1000.0, verdict, 0.0, 1)  # type: ignore[arg-type]
+        for config, verdict in tried
+    )
+    return TuningState(
+        epoch=1,
+        incumbent=incumbent,
+        reference_use=use,
+        reference_ms=20.0,
+        reference_qps=1000.0,
+        reference_count=1,
+        slo_percentile=SLO.percentile,
+        slo_target_ms=SLO.target_ms,
+        trials=trials,
+    )
+
+
+def test_a_saturated_pool_counts_as_overloaded_only_once_latency_is_over_target() -> None:
+    within = window(p95_ms=25.0, cpu_utilization=1.01, gpu_utilization=0.4)
+    over = window(p95_ms=75.0, cpu_utilization=1.01, gpu_utilization=0.4)
+    assert capacity_use(within, SLO, SETTINGS) == pytest.approx(1.01)
+    assert (capacity_use(over, SLO, SETTINGS) or 0.0) > 1000.0
+
+
+def test_the_threshold_jumps_to_the_mean_query_size_while_the_gpu_pool_gets_nothing() -> None:
+    incumbent = KnobConfig(1024, 1025)
+    state = replace(searching(incumbent, OVERLOADED_USE), focus_knob="threshold")
+    idle_gpu = window(cpu_utilization=1.6, offloaded_fraction=0.0, mean_query_items=164.0)
+    candidate = pick_candidate(incumbent, state, idle_gpu, BOUNDS, SETTINGS, SLO)
+    assert candidate is not None and candidate.jump
+    assert candidate.config == KnobConfig(1024, 128)
+
+
+def test_no_jump_once_the_gpu_pool_serves_a_share_of_the_queries() -> None:
+    incumbent = KnobConfig(256, 512)
+    state = replace(searching(incumbent, OVERLOADED_USE), focus_knob="threshold")
+    busy_gpu = window(
+        cpu_utilization=1.3, gpu_utilization=0.3, offloaded_fraction=0.1, mean_query_items=164.0
+    )
+    candidate = pick_candidate(incumbent, state, busy_gpu, BOUNDS, SETTINGS, SLO)
+    assert candidate is not None and not candidate.jump
+    assert candidate.config.offload_threshold in (256, 128)
+
+
+def test_an_overloaded_search_looks_past_a_flat_stretch_instead_of_converging() -> None:
+    incumbent = KnobConfig(1024, 1025)
+    flat = [
+        (KnobConfig(512, 1025), "tie"),
+        (KnobConfig(256, 1025), "tie"),
+        (KnobConfig(1024, 1024), "tie"),
+        (KnobConfig(1024, 512), "worse"),
+        (KnobConfig(1024, 128), "worse"),
+    ]
+    state = searching(incumbent, OVERLOADED_USE, *flat)
+    observation = window(cpu_utilization=1.5, offloaded_fraction=0.0)
+    candidate = pick_candidate(incumbent, state, observation, BOUNDS, SETTINGS, SLO)
+    assert candidate is not None
+    assert candidate.config not in {config for config, _ in flat}
+    # Near a feasible optimum the same flat neighbourhood ends the search instead (after the
+    # one look two positions out and the diagonals, all known here).
+    feasible = searching(
+        incumbent,
+        0.6,
+        *flat,
+        (KnobConfig(128, 1025), "worse"),
+        (KnobConfig(512, 1024), "worse"),
+    )
+    assert pick_candidate(incumbent, feasible, observation, BOUNDS, SETTINGS, SLO) is None
+
+
+def test_a_long_step_that_lost_hands_the_next_probe_to_the_same_knob_at_half_the_step() -> None:
+    incumbent, probe = KnobConfig(64, 128), KnobConfig(64, 32)
+    state = replace(
+        searching(incumbent, OVERLOADED_USE),
+        probe=probe,
+        probe_knob="threshold",
+        probe_step=2,
+        threshold_step=2,
+        threshold_direction=-1,
+        focus_knob="threshold",
+        last_change_s=0.0,
+    )
+    # The probe swamps the GPU pool about as badly as the incumbent swamped the CPU pool.
+    observation = window(
+        p95_ms=900.0,
+        cpu_utilization=0.1,
+        gpu_utilization=1.4,
+        batch_size_items=64,
+        offload_threshold_items=32,
+    )
+    decision, after = decide_next_config(
+        observation, probe, state, BOUNDS, SLO, SETTINGS, TuningMode.AUTO, 100.0
+    )
+    assert decision.action == "rollback" and decision.config == incumbent
+    assert after.focus_knob == "threshold"
+    back = window(cpu_utilization=1.3, gpu_utilization=0.5, offloaded_fraction=0.6)
+    candidate = pick_candidate(incumbent, after, back, BOUNDS, SETTINGS, SLO)
+    assert candidate is not None and candidate.config == KnobConfig(64, 64)
+
+
+def test_before_converging_the_search_probes_the_diagonal_where_both_knobs_move() -> None:
+    incumbent = KnobConfig(32, 128)
+    singles = [
+        KnobConfig(64, 128),
+        KnobConfig(16, 128),
+        KnobConfig(32, 256),
+        KnobConfig(32, 64),
+        KnobConfig(128, 128),
+        KnobConfig(8, 128),
+        KnobConfig(32, 512),
+        KnobConfig(32, 32),
+    ]
+    state = searching(incumbent, 0.87, *((config, "worse") for config in singles))
+    observation = window(cpu_utilization=0.85, gpu_utilization=0.8, offloaded_fraction=0.5)
+    candidate = pick_candidate(incumbent, state, observation, BOUNDS, SETTINGS, SLO)
+    assert candidate is not None and candidate.diagonal
+    assert candidate.config == KnobConfig(64, 256)
