@@ -57,6 +57,7 @@ def plot_demo(
                 linestyle=style, linewidth=2,
             )  # fmt: skip
     knobs.set_yscale("log", base=2)
+    knobs.set_ylim(1, 2**13)  # room above T's "off" (1025) for the legend
     knobs.set_ylabel("items")
     if knobs.lines:
         knobs.legend(loc="upper right", fontsize=8)
