@@ -96,6 +96,20 @@ def test_each_phase_compares_with_the_start_configs_measured_window_and_forecast
     assert [r["p95Ms"] for r in rows] == [180.0, 70.0, 90.0]
 
 
+def test_a_decision_at_a_phase_boundary_belongs_to_the_phase_it_was_taken_in() -> None:
+    boundary = T0 + 14.0004  # the step ran 0.2 ms after the boundary; `at` reads 14.000 s
+    phases = [
+        PhaseRecord("start config", "", T0, boundary, 10, "production", 100, False),
+        PhaseRecord("steady", "", boundary, T0 + 60, 10, "production", 100, True),
+    ]
+    at_boundary = [decision(14.0006, (4, 1025), (16, 1025))]
+    at_boundary[0]["at"] = at(14.0)
+    document = summarise_phases(phases, MEASURES[:2], at_boundary, P95_SERIES, (4, 1025), {})
+    start, steady = document["phases"]
+    assert (start["decisions"], start["servedBatchSize"]) == (0, 4)
+    assert (steady["decisions"], steady["servedBatchSize"]) == (1, 16)
+
+
 def test_attainment_is_the_share_of_sampled_windows_within_target() -> None:
     assert attainment(P95_SERIES, T0 + 14, T0 + 60, 100) == pytest.approx(2 / 3)
     assert attainment(P95_SERIES, T0, T0 + 14, 100) == 0.0

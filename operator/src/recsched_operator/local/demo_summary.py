@@ -46,7 +46,10 @@ class PhaseMeasure:
 
 
 def _unix(at: str) -> float:
-    return datetime.datetime.fromisoformat(at).timestamp()
+    """When a decision was taken. Its `at` is cut to whole milliseconds, so the decision happened
+    within the millisecond after it; the end of that millisecond puts a decision taken right at a
+    phase boundary into the phase it was taken in, not the one before."""
+    return datetime.datetime.fromisoformat(at).timestamp() + 0.001
 
 
 def served_at(
