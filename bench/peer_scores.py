@@ -5,21 +5,25 @@ JSON to both servers and exits the bench (status 1, with the worst difference) w
 differs by more than the tolerance: a throughput comparison between servers that compute
 different things would mean nothing. `binary_probe` sends one query in the binary tensor
 extension (`Inference-Header-Content-Length`, as recsched-loadtest's binary protocol does) and
-records how the server answers.
+records how the server answers. `single_query_ms` times one query at a time per size: the
+floor under any p95, since the production mix's 95th-percentile query has about 611 items.
 """
 
 from __future__ import annotations
 
+import statistics
+import time
 from typing import Any
 
 import httpx
 import numpy as np
-import orjson
 
 from recsched_loadtest.encoding import HEADER_LENGTH, encode_binary_request, encode_json_request
 from recsched_loadtest.signature import parse_model_metadata
 
 CHECK_ITEMS: tuple[int, ...] = (1, 3, 64, 300, 1024)
+TIMED_ITEMS: tuple[int, ...] = (16, 128, 611, 1024)
+"""611 items: the 95th percentile of the production size mix (lognormal 5.1, 0.8)."""
 
 
 def _query(metadata: dict[str, Any], items: int, seed: int) -> tuple[Any, Any]:
@@ -33,11 +37,10 @@ def _query(metadata: dict[str, Any], items: int, seed: int) -> tuple[Any, Any]:
 
 
 def _json_body(metadata: dict[str, Any], items: int, seed: int) -> bytes:
-    """A JSON infer body asking for JSON scores (no binary_data output parameter)."""
+    """The load test's JSON infer body, asking for JSON scores instead of binary ones."""
     dense, sparse = _query(metadata, items, seed)
-    document = orjson.loads(encode_json_request(parse_model_metadata(metadata), dense, sparse))
-    document.pop("outputs", None)
-    return orjson.dumps(document)
+    body = encode_json_request(parse_model_metadata(metadata), dense, sparse)
+    return body.replace(b'"binary_data":true', b'"binary_data":false')
 
 
 def _scores(url: str, model: str, body: bytes) -> np.ndarray[Any, Any]:
@@ -84,3 +87,25 @@ def binary_probe(url: str, model: str, metadata: dict[str, Any]) -> dict[str, An
         timeout=60,
     )
     return {"status": reply.status_code, "body": reply.text[:300]}
+
+
+def single_query_ms(
+    url: str, model: str, metadata: dict[str, Any], repeats: int = 7
+) -> dict[str, float]:
+    """Median latency of one JSON query at a time, per size (the first of each size discarded)."""
+    found = {}
+    with httpx.Client(timeout=60) as client:
+        for items in TIMED_ITEMS:
+            body = _json_body(metadata, items, items)
+            took_ms = []
+            for _ in range(repeats):
+                start = time.perf_counter()
+                reply = client.post(
+                    f"{url}/v2/models/{model}/infer",
+                    content=body,
+                    headers={"Content-Type": "application/json"},
+                )
+                reply.raise_for_status()
+                took_ms.append((time.perf_counter() - start) * 1000)
+            found[str(items)] = statistics.median(took_ms[1:])
+    return found

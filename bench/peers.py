@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import os
 import shlex
@@ -33,7 +34,7 @@ from typing import Any
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from peer_scores import binary_probe, check_same_scores
+from peer_scores import binary_probe, check_same_scores, single_query_ms
 from peer_servers import (
     SCRATCH,
     MLServerSettings,
@@ -69,6 +70,7 @@ def torchscript_file() -> Path:
     return path
 
 
+@functools.cache
 def pod_metadata(batch: int) -> dict[str, Any]:
     """The pod's own model metadata, which MLServer then publishes unchanged."""
     with tempfile.TemporaryDirectory() as tmp, running_pod(MODEL, 2, batch, Path(tmp)) as url:
@@ -109,7 +111,7 @@ def capacity(url: str, seed: int, target_ms: float, start_qps: float, trial_s: f
     return loadtest(
         "capacity", url, seed, "--target-ms", str(target_ms), "--start-qps", str(start_qps),
         "--trial-s", str(trial_s), "--warmup-s", "1", "--tolerance", "0.1", "--max-trials", "2",
-        "--min-trial-queries", "60", "--max-search-s", "240",
+        "--min-trial-queries", "100", "--max-search-s", "240",
     )  # fmt: skip
 
 
@@ -143,11 +145,16 @@ def warm_up(url: str) -> None:
 
 def command_check(args: argparse.Namespace) -> dict[str, Any]:
     metadata = pod_metadata(args.batch)
-    with recsched(args.batch) as pod_url, mlserver(DEFAULT_BEST, metadata)() as peer_url:
+    with recsched(args.batch) as pod_url, mlserver(best_settings(), metadata)() as peer_url:
         scores = check_same_scores(pod_url, peer_url, MODEL, metadata, tolerance=1e-5)
         binary = binary_probe(peer_url, MODEL, metadata)
-    print(json.dumps({"scores": scores, "binary": binary}, indent=1))
-    return {"scores": scores, "binary": binary}
+        single = {
+            "recsched": single_query_ms(pod_url, MODEL, metadata),
+            "mlserver": single_query_ms(peer_url, MODEL, metadata),
+        }
+    found = {"scores": scores, "binary": binary, "single_query_ms": single}
+    print(json.dumps(found, indent=1))
+    return found
 
 
 def command_sweep(args: argparse.Namespace) -> list[dict[str, Any]]:
@@ -247,11 +254,11 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--batch", type=int, default=256, help="RecSched's batch size B")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--trial-s", type=float, default=5.0, help="seconds per capacity trial")
+    parser.add_argument("--trial-s", type=float, default=4.0, help="seconds per capacity trial")
     parser.add_argument("--common-qps", type=float, default=4.0, help="the common offered load")
     parser.add_argument("--common-s", type=float, default=30.0)
     parser.add_argument("--floor-qps", type=float, default=1.0, help="the lowest rate searched")
-    parser.add_argument("--floor-s", type=float, default=40.0)
+    parser.add_argument("--floor-s", type=float, default=30.0)
     parser.add_argument("--recsched-start-qps", type=float, default=20.0)
     parser.add_argument("--mlserver-start-qps", type=float, default=4.0)
     parser.add_argument("--out", type=Path, default=OUT)

@@ -88,7 +88,25 @@ def _check_lines(check: dict[str, Any] | None) -> list[str]:
         f"recsched-loadtest does not speak): one binary query got HTTP {binary['status']}, so "
         "every figure here is JSON.",
         "",
+        *_single_query_lines(check.get("single_query_ms")),
     ]
+
+
+def _single_query_lines(single: dict[str, dict[str, float]] | None) -> list[str]:
+    if not single:
+        return []
+    sizes = list(single["recsched"])
+    lines = [
+        "**One query at a time** (JSON, median of 6, ms): the floor under any p95; the "
+        "production mix's 95th-percentile query has about 611 items.",
+        "",
+        "| server | " + " | ".join(f"{items} items" for items in sizes) + " |",
+        "|---|" + "---|" * len(sizes),
+    ]
+    for server, name in SERVERS.items():
+        cells = " | ".join(f"{single[server][items]:.1f}" for items in sizes)
+        lines.append(f"| {name} | {cells} |")
+    return [*lines, ""]
 
 
 def _capacity_table(results: dict[str, Any]) -> list[str]:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import orjson
 import pytest
 import torch
 
@@ -54,7 +55,7 @@ def test_score_check_stops_the_bench_when_the_servers_disagree(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     def scores(url: str, model: str, body: bytes) -> np.ndarray[Any, Any]:
-        items = len(peer_scores.orjson.loads(body)["inputs"][0]["data"]) // 4
+        items = len(orjson.loads(body)["inputs"][0]["data"]) // 4
         return np.full((items, 1), 0.5 if url == "ours" else 0.5001, dtype=np.float32)
 
     monkeypatch.setattr(peer_scores, "_scores", scores)
@@ -66,7 +67,7 @@ def test_score_check_reports_the_worst_difference_per_size_when_within_tolerance
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     def scores(url: str, model: str, body: bytes) -> np.ndarray[Any, Any]:
-        items = len(peer_scores.orjson.loads(body)["inputs"][0]["data"]) // 4
+        items = len(orjson.loads(body)["inputs"][0]["data"]) // 4
         return np.full((items, 1), 0.5 if url == "ours" else 0.500001, dtype=np.float32)
 
     monkeypatch.setattr(peer_scores, "_scores", scores)
@@ -101,6 +102,11 @@ def _results(ours: list[float], theirs: list[float], ours_50: list[float]) -> di
         "recsched": {"workers": 2, "batch": 256},
         "mlserver": {"label": "workers 2, threads 1, no batching"},
         "rounds": rounds,
+        "check": {
+            "scores": {"tolerance": 1e-5, "max_abs_difference_by_items": {"1": 0.0, "1024": 0.0}},
+            "binary": {"status": 500, "body": "Internal Server Error"},
+            "single_query_ms": {"recsched": {"611": 55.0}, "mlserver": {"611": 190.0}},
+        },
     }  # fmt: skip
 
 
@@ -118,3 +124,5 @@ def test_report_gives_each_rounds_capacity_with_median_and_range() -> None:
     assert "| RecSched pod | 30.0, 60.0, 20.0 | 30.0 | 20.0-60.0 |" in text
     assert "2.50x MLServer's best" in text
     assert "**not met**" in text
+    assert "| RecSched pod | 55.0 |" in text
+    assert "got HTTP 500" in text
