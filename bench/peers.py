@@ -172,8 +172,13 @@ def command_sweep(args: argparse.Namespace) -> list[dict[str, Any]]:
         print(f"{settings.label}: {_p95(floor)} ms at {args.floor_qps:g} QPS, "
               f"{_p95(common)} ms at {args.common_qps:g} QPS", flush=True)  # fmt: skip
         results.append(row)
+    header = run_header(args)
+    document = {"date": header["date"], "load_average_start": header["machine"]["load_average"],
+                "load_average_end": round(os.getloadavg()[0], 2), "rows": results,
+                "runs": {"floor_qps": args.floor_qps, "floor_s": args.floor_s,
+                         "common_qps": args.common_qps, "common_s": args.common_s}}  # fmt: skip
     SWEEP_OUT.parent.mkdir(parents=True, exist_ok=True)
-    SWEEP_OUT.write_text(json.dumps(results, indent=1))
+    SWEEP_OUT.write_text(json.dumps(document, indent=1))
     return results
 
 
@@ -184,7 +189,7 @@ def _p95(run: dict[str, Any]) -> str:
 def best_settings() -> MLServerSettings:
     if not SWEEP_OUT.exists():
         return DEFAULT_BEST
-    rows = json.loads(SWEEP_OUT.read_text())
+    rows = json.loads(SWEEP_OUT.read_text())["rows"]
     best = min(rows, key=lambda row: row["common_load"]["latency"]["p95_ms"])
     return MLServerSettings(**best["settings"])
 
@@ -223,6 +228,7 @@ def command_measure(args: argparse.Namespace, check: dict[str, Any] | None) -> d
         **run_header(args),
         "elapsed_s": round(time.monotonic() - started),
         "commit": _commit(),
+        "uncommitted_product_files": _uncommitted(),
         "versions": versions(),
         "recsched": {"workers": 2, "batch": args.batch, "pin_workers": "auto"},
         "mlserver": {"settings": peer.__dict__, "label": peer.label},
@@ -243,8 +249,19 @@ def _brief(result: dict[str, Any]) -> str:
     )
 
 
+def _uncommitted() -> list[str]:
+    """Product files that differ from the commit (a shared working tree: the pod runs them)."""
+    paths = ["inference_pod", "loadtest", "pyproject.toml"]
+    reply = subprocess.run(
+        ["git", "status", "--porcelain", "--", *paths], capture_output=True, text=True, cwd=ROOT
+    )
+    return [line[3:] for line in reply.stdout.splitlines()]
+
+
 def _commit() -> str:
-    reply = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    reply = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT
+    )
     return reply.stdout.strip()
 
 

@@ -55,7 +55,14 @@ def _header(results: dict[str, Any]) -> list[str]:
         f"{args['batch']} --common-qps {args['common_qps']} --trial-s {args['trial_s']}` "
         f"(`bench/peers.py all` also installs, checks and sweeps). Commit {results['commit']}. "
         f"Machine: {machine['cpus']} CPUs ({machine['processor']}), load average "
-        f"{machine['load_average']} at the start, {results['date']}, {results['elapsed_s']} s. "
+        f"{machine['load_average']} at the start, {results['date']}, {results['elapsed_s']} s"
+        + (
+            f" (product files differing from that commit in the shared tree, and so served: "
+            f"{', '.join(results['uncommitted_product_files'])})"
+            if results.get("uncommitted_product_files")
+            else ""
+        )
+        + ". "
         f"Both servers on the same cores, one at a time, interleaved (RecSched, MLServer, ...) "
         f"for {args['rounds']} rounds; round i uses seed {args['seed']}+i for both.",
         "",
@@ -177,17 +184,20 @@ def _floor_lines(results: dict[str, Any]) -> list[str]:
 
 
 def _sweep_lines(results: dict[str, Any]) -> list[str]:
-    sweep = results.get("sweep")
-    if not sweep:
+    document = results.get("sweep")
+    if not document:
         return []
-    args = results["args"]
+    sweep, args = document["rows"], document["runs"]
     lines = [
         "## MLServer's settings (sweep)",
         "",
         "From MLServer's documentation: `parallel_workers` (its inference pool; Seldon advises one "
         "per core) and adaptive batching (`max_batch_size`, `max_batch_time`), plus torch's "
-        "intra-op threads per process. Same workload, one run each at the floor rate and at the "
-        "common load (`bench/peers.py sweep`); the best is the lowest p95 at the common load.",
+        "intra-op threads per process. Same workload, one run each at the floor rate "
+        f"({args['floor_s']:g} s) and at the common load ({args['common_s']:g} s) "
+        "(`bench/peers.py sweep`); the best is the lowest p95 at the common load. Run "
+        f"{document['date']}, load average {document['load_average_start']} at the start, "
+        f"{document['load_average_end']} at the end.",
         "",
         f"| settings | p95 ms at {args['floor_qps']:g} QPS | p95 ms at {args['common_qps']:g} QPS "
         "| p99 ms there |",

@@ -102,6 +102,19 @@ def _results(ours: list[float], theirs: list[float], ours_50: list[float]) -> di
         "recsched": {"workers": 2, "batch": 256},
         "mlserver": {"label": "workers 2, threads 1, no batching"},
         "rounds": rounds,
+        "sweep": {
+            "date": "2026-12-03 12:38 UTC",
+            "load_average_start": 1.0,
+            "load_average_end": 1.0,
+            "runs": {"floor_qps": 1.0, "floor_s": 40.0, "common_qps": 4.0, "common_s": 30.0},
+            "rows": [
+                {
+                    "label": "workers 2, threads 1, no batching",
+                    "floor": {"latency": {"p95_ms": 115.0}},
+                    "common_load": {"latency": {"p95_ms": 192.0, "p99_ms": 265.0}},
+                }
+            ],
+        },
         "check": {
             "scores": {"tolerance": 1e-5, "max_abs_difference_by_items": {"1": 0.0, "1024": 0.0}},
             "binary": {"status": 500, "body": "Internal Server Error"},
@@ -126,3 +139,4 @@ def test_report_gives_each_rounds_capacity_with_median_and_range() -> None:
     assert "**not met**" in text
     assert "| RecSched pod | 55.0 |" in text
     assert "got HTTP 500" in text
+    assert "| workers 2, threads 1, no batching | 115 | 192 | 265 |" in text
