@@ -269,7 +269,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("step", choices=("install", "check", "sweep", "measure", "all"))
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--batch", type=int, default=256, help="RecSched's batch size B")
+    parser.add_argument(
+        "--batch", type=int, default=128, help="RecSched's B (best median, batch_landscape.md)"
+    )
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--trial-s", type=float, default=4.0, help="seconds per capacity trial")
     parser.add_argument("--common-qps", type=float, default=4.0, help="the common offered load")
