@@ -100,7 +100,10 @@ def test_short_demo_writes_a_summary_per_phase_and_moves_both_knobs(tmp_path: Pa
     ).read_text()
     assert "EMULATED" in summary["gpuPool"]
     assert (tmp_path / "out" / "tuning.png").stat().st_size > 10_000
-    assert "## Phases" in (tmp_path / "out" / "report.md").read_text()
+    report = (tmp_path / "out" / "report.md").read_text()
+    assert "## Phases" in report
+    # Both load processes (one per size mix) drained and wrote their summaries.
+    assert "## Load process 0" in report and "## Load process 1" in report
     assert not any(port_is_open(port) for port in ports_of(tmp_path / "run"))
 
 

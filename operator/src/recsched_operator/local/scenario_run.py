@@ -149,6 +149,17 @@ class ScenarioRun:
                 last.target_ms, last.tuning, completed=False,
             )  # fmt: skip
 
+    def finish_load(self, timeout_s: float = 15.0) -> None:
+        """After the last phase: let each load process drain and write its summary (a process
+        launched early ends a little after the phases do), then stop what is left."""
+        deadline = time.monotonic() + timeout_s
+        for process in self.load_processes:
+            try:
+                process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                break
+        self.stop_load()
+
     def stop_load(self) -> None:
         for process in self.load_processes:
             if process.poll() is None:

@@ -166,6 +166,7 @@ def _run_scenario(
             manifest,
         )
         scenario.run()
+        scenario.finish_load()
     except KeyboardInterrupt:
         logger.info("interrupted: stopping the local run and writing the report so far")
         scenario.interrupted()
