@@ -187,7 +187,7 @@ def observation_cost(recmodels: int, decisions: int, window_s: float) -> dict[st
             finally:
                 calls.append(time.perf_counter() - started)
 
-        client.custom_query = counted  # type: ignore[method-assign]
+        client.custom_query = counted
         prometheus_cpu_before = _process_cpu_s(prom.process.pid)
         errors = 0
         for index in range(decisions):

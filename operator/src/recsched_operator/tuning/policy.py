@@ -148,7 +148,10 @@ def _converged(
             )
             measured = Measure(retreat.use, retreat.latency_ms, retreat.qps)
             restarted = restart_search(state, retreat.config, measured, slo, step=1)
-            new_state = replace(restarted, last_change_s=now_s)
+            # Its first window replaces the trial's measurement as the reference: the trial may
+            # predate what broke the target (a GPU pod lost), and probes judged against a stale,
+            # optimistic reference all look worse (issue 15's drift runs: 18 decisions).
+            new_state = replace(restarted, last_change_s=now_s, reference_qps=None)
             return Decision.move("retune", current, retreat.config, reason), new_state
         drift = breach
     if drift is None and drifting >= settings.drift_intervals:
