@@ -5,8 +5,9 @@ utilisations, a counter rate) at 75% of the grid optimum's capacity, the tuner r
 with >= 95% of the optimum's capacity within 15 decisions, and after converging never lets p95
 exceed the target for more than 2 intervals in a row. One model per bottleneck class (embedding,
 MLP, attention) and per corner kind (GPU pool swamped at T = 32, or CPUs at B = 1), both SLOs
-between them; `bench/tuner_convergence.py` runs all 8 models x 2 SLOs x several seeds into
-docs/benchmarks/tuner.md.
+between them; test_tuning_study.py covers one case per factor level of issue 15's wide study,
+and `bench/tuner_convergence.py` runs all of it (8 models x SLOs x percentiles x size mixes x
+loads x clusters, sampled, 3 seeds) into docs/benchmarks/tuner.md.
 """
 
 from __future__ import annotations

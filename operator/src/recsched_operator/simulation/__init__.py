@@ -3,7 +3,8 @@
 Layout by role: `profiles` (measured per-batch service times), `workload` (query sizes and
 Poisson arrivals), `engine` (the discrete-event model of one window), `capacity` (latency-bounded
 throughput and the grid optimum), `tuning_run` (the tuner in closed loop with the simulator, and
-the issue's floors measured on it). Tests, benchmarks and `recsched-operator simulate` use it.
+the issue's floors measured on it), `study` (the wide study's case grid) and `drift` (recovery
+after a change, with baselines). Tests, benchmarks and `recsched-operator simulate` use it.
 """
 
 from recsched_operator.simulation.capacity import CapacityModel, Scenario
