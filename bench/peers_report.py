@@ -14,6 +14,10 @@ RATIO_FLOOR = 3.0
 TARGET_FLOOR_MS = 50.0
 
 
+def _unconverged(results: dict[str, Any], server: str, key: str) -> list[bool]:
+    return [not r[server][key].get("converged", True) for r in results["rounds"]]
+
+
 def _values(results: dict[str, Any], server: str, key: str) -> list[float]:
     return [float(r[server][key]["capacity_qps"]) for r in results["rounds"]]
 
@@ -123,7 +127,8 @@ def _capacity_table(results: dict[str, Any]) -> list[str]:
         "",
         f"Each round first runs {floor_qps:g} QPS for {results['args']['floor_s']:g} s; a target "
         "missed there counts as capacity 0 (no search below it), with that run's p95 in "
-        "brackets.",
+        "brackets. * a search that stopped unconverged (time cap or unstable verdicts): the "
+        "highest rate that passed.",
         "",
         "| server | p95 <= 100 ms per round | median | range "
         "| p95 <= 50 ms per round | median | range |",
@@ -134,12 +139,13 @@ def _capacity_table(results: dict[str, Any]) -> list[str]:
         for key in ("capacity_100ms", "capacity_50ms"):
             each, median, span = _spread(_values(results, server, key))
             missed = [r[server][key].get("p95_ms_there") for r in results["rounds"]]
-            if any(m is not None for m in missed):
-                each = ", ".join(
-                    f"{r[server][key]['capacity_qps']:.1f}"
-                    + (f" ({m:.0f} ms)" if m is not None else "")
-                    for r, m in zip(results["rounds"], missed, strict=True)
-                )
+            cut = _unconverged(results, server, key)
+            each = ", ".join(
+                f"{r[server][key]['capacity_qps']:.1f}"
+                + (f" ({m:.0f} ms)" if m is not None else "")
+                + ("*" if short else "")
+                for r, m, short in zip(results["rounds"], missed, cut, strict=True)
+            )
             cells += [each, median, span]
         lines.append(f"| {name} | {' | '.join(cells)} |")
     return [*lines, ""]
