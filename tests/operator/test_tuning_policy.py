@@ -198,9 +198,21 @@ def test_tuner_retunes_on_load_drift_beyond_twenty_percent(factor: float, action
 
 def test_tuner_retunes_on_slo_change() -> None:
     state, config, now_s = converged()
-    tighter = SloTarget(percentile=95, target_ms=25.0, window_s=30.0)
+    # Tighter, but not below the neighbours' p95 (26 ms): they are worth probing again.
+    tighter = SloTarget(percentile=95, target_ms=30.0, window_s=30.0)
     decision, after = step(observe(20.0), config, state, now_s + INTERVAL_S, slo=tighter)
     assert decision.action == "retune"
+    assert "SLO changed p95 <= 35 ms -> p95 <= 30 ms" in decision.reason
+    assert after.slo_target_ms == 30.0 and after.epoch == state.epoch + 1
+
+
+def test_a_retune_skips_configs_already_measured_over_the_new_target_at_this_load() -> None:
+    state, config, now_s = converged()
+    # Every neighbour measured 26 ms (bowl slope 0.3 around 20 ms): over a 25 ms target, at the
+    # same load, while the incumbent meets it: probing them would only break the SLO.
+    tighter = SloTarget(percentile=95, target_ms=25.0, window_s=30.0)
+    decision, after = step(observe(20.0), config, state, now_s + INTERVAL_S, slo=tighter)
+    assert decision.action == "converge" and decision.config == config
     assert "SLO changed p95 <= 35 ms -> p95 <= 25 ms" in decision.reason
     assert after.slo_target_ms == 25.0 and after.epoch == state.epoch + 1
 

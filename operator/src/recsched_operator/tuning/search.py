@@ -76,6 +76,22 @@ def known_configs(state: TuningState, settings: TuningSettings) -> set[KnobConfi
         if trial.epoch == state.epoch
         and load_comparable(trial.qps, state.reference_qps, settings.comparable_load_fraction)
     }
+    # Across a re-tune, while the incumbent meets the target, a config measured over that
+    # target at no more than about this load stays lost: latency only grows with load, so it
+    # would break the target again and be rolled back ("broke-slo"). A load rise or an SLO edit
+    # otherwise re-probes such configs, each an interval over target.
+    target = state.slo_target_ms
+    if (
+        target is not None
+        and state.reference_qps is not None
+        and (state.reference_ms or 0.0) <= target
+    ):
+        ceiling = state.reference_qps * (1 + settings.comparable_load_fraction)
+        known |= {
+            trial.config
+            for trial in state.trials
+            if trial.epoch < state.epoch and trial.latency_ms > target and trial.qps <= ceiling
+        }
     if state.incumbent is not None:
         known.add(state.incumbent)
     return known
