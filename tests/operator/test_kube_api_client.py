@@ -4,7 +4,8 @@ The emulator tests prove the operator works end to end; these pin down the mappi
 against a bare recording HTTP server: server-side apply's content type and query, the bearer
 token (re-read from its file on every request, since projected tokens rotate), 404/409 turned
 into None/False, the client's `ApiException` turned into `KubeApiError` with the server's
-message, and transport failures and a closed client turned into status 0.
+message, transport failures and a closed client turned into status 0, and the TLS settings
+mapped onto the client's `Configuration` (no TLS server here: no certificate tooling installed).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from recsched_operator.errors import KubeApiError
-from recsched_operator.kube_api import KubeApi, KubeConnection
+from recsched_operator.kube_api import KubeApi, KubeConnection, client_configuration
 from recsched_operator.naming import FIELD_MANAGER
 
 pytestmark = pytest.mark.timeout(30)
@@ -179,3 +180,25 @@ async def test_unreachable_server_and_closed_client_are_status_0(server: Recorde
     with pytest.raises(KubeApiError, match="closed"):
         await kube.get("v1", "Pod", "ns1", "p")
     assert server.seen == []
+
+
+def test_tls_settings_map_onto_the_client_configuration() -> None:
+    verified = client_configuration(
+        KubeConnection(
+            server="https://k8s:6443",
+            ca_path="/ca.crt",
+            certificate_path="/tls.crt",
+            private_key_path="/tls.key",
+        )
+    )
+    assert (verified.host, verified.verify_ssl, verified.ssl_ca_cert) == (
+        "https://k8s:6443",
+        True,
+        "/ca.crt",
+    )
+    assert (verified.cert_file, verified.key_file) == ("/tls.crt", "/tls.key")
+    assert verified.retries is None  # kopf's TemporaryError is the retry policy
+    insecure = client_configuration(
+        KubeConnection(server="https://k8s:6443", ca_path="/ca.crt", insecure=True)
+    )
+    assert (insecure.verify_ssl, insecure.ssl_ca_cert, insecure.cert_file) == (False, None, None)
