@@ -73,6 +73,9 @@ def test_local_run_tunes_under_load_reports_and_cleans_up(
     assert report is not None and report.exists()
     text = report.read_text(encoding="utf-8")
     assert "local-e2e" in text and "## Decisions" in text
+    # the cluster dashboard's own PromQL, run on the local Prometheus, shows the run's latency
+    dashboard = text[text.index("## The cluster dashboard's panels") : text.index("## Decisions")]
+    assert "| panel | series |" in dashboard and "p95" in dashboard.lower(), dashboard
     assert (tmp_path / "report" / "tuning.png").stat().st_size > 10_000
     load = json.loads((run_dir / "loadtest.json").read_text(encoding="utf-8"))
     assert load["ok"] > 200

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from recsched_operator.api import RecModelSpec
+from recsched_operator.local.dashboard_table import dashboard_section
 from recsched_operator.local.demo_plot import plot_demo
 from recsched_operator.local.demo_summary import PhaseMeasure, PhaseRecord, summarise_phases
 from recsched_operator.local.forecasting import (
@@ -120,7 +121,11 @@ def write_demo_report(
     )
     plot_demo(out / "tuning.png", title, summary, records, series)
     report = out / "report.md"
-    report.write_text(render_markdown(title, summary, decisions, load_documents), encoding="utf-8")
+    dashboard = dashboard_section(
+        plan.prometheus_url, plan.owner, records[0].start_s, records[-1].end_s
+    )
+    markdown = render_markdown(title, summary, decisions, load_documents, dashboard)
+    report.write_text(markdown, encoding="utf-8")
     logger.info("report written to %s (summary.json, tuning.png beside it)", report)
     return report
 
@@ -138,6 +143,7 @@ def render_markdown(
     summary: Mapping[str, Any],
     decisions: Sequence[Mapping[str, Any]],
     load_documents: Sequence[Mapping[str, Any]],
+    dashboard: Sequence[str] = (),
 ) -> str:
     start = summary["startConfig"]
     p = f"p{summary['percentile']}"
@@ -218,6 +224,7 @@ def render_markdown(
             f"{_ms((document.get('latency') or {}).get('p95_ms'))}/"
             f"{_ms((document.get('latency') or {}).get('p99_ms'))} ms",
         ]
+    lines += dashboard
     lines += [
         "",
         "## Decisions",

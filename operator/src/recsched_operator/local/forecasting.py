@@ -10,7 +10,6 @@ simulator.
 
 from __future__ import annotations
 
-import importlib
 import importlib.util
 import json
 import logging
@@ -32,10 +31,10 @@ logger = logging.getLogger(__name__)
 
 def observe_window(prometheus_url: str, owner: Owner, slo: SloTarget, at_s: float) -> Observation:
     """The tuner's observation of the `slo.window_s` seconds ending at `at_s`."""
-    observations: Any = importlib.import_module("recsched_operator.observations")
-    source = observations.PrometheusSource(prometheus_url, timeout_s=10.0)
-    observation: Observation = source.observe(owner.name, owner.namespace, slo, at_s)
-    return observation
+    from recsched_operator.observations import PrometheusSource
+
+    source = PrometheusSource(prometheus_url, timeout_s=10.0)
+    return source.observe(owner.name, owner.namespace, slo, at_s)
 
 
 def gpu_profile_path(name_or_path: str) -> Path | None:

@@ -90,6 +90,7 @@ def write_report(
     decisions: Sequence[Mapping[str, Any]],
     series: Mapping[str, Series],
     load: Mapping[str, Any] | None,
+    dashboard: Sequence[str] = (),
 ) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     plot = out_dir / "tuning.png"
@@ -117,6 +118,7 @@ def write_report(
             json.dumps(load, indent=1)[:4000],
             "```",
         ]
+    lines += dashboard
     lines += [
         "",
         "## Decisions",

@@ -26,6 +26,7 @@ import yaml
 
 from recsched_operator.api import RecModelSpec, parse_spec
 from recsched_operator.errors import InvalidSpecError
+from recsched_operator.local.dashboard_table import dashboard_section
 from recsched_operator.local.plan import LocalPlan, plan_local_run
 from recsched_operator.local.processes import LocalProcesses, LocalRunError, write_run_files
 from recsched_operator.local.report import fetch_series, summarise, write_report
@@ -281,8 +282,9 @@ def _report(
         f"Local run of {plan.owner.name}: {spec.model.name} scale {spec.model.scale:g}, "
         f"p{spec.slo.percentile} target {spec.slo.target_ms:g} ms"
     )
+    dashboard = dashboard_section(plan.prometheus_url, plan.owner, started_s, time.time())
     report = write_report(
-        out_dir, title, summarise(decisions, spec.slo.target_ms), decisions, series, load
+        out_dir, title, summarise(decisions, spec.slo.target_ms), decisions, series, load, dashboard
     )
     logger.info("report written to %s", report)
     return report
