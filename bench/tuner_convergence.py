@@ -28,6 +28,7 @@ import multiprocessing
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -150,10 +151,23 @@ def main(argv: list[str] | None = None) -> int:
         "load_average_after": [round(x, 2) for x in os.getloadavg()],
         "seeds": seeds,
         "intervals": INTERVALS,
+        "policy_commit": _commit(),
     }
     args.raw.write_text(json.dumps({"meta": meta, "cases": results}, indent=1) + "\n")
     write_report(args.out, results, meta)
     return 0
+
+
+def _commit() -> str:
+    """The checkout's commit, marked '+ changes' when the tuning code differs from it."""
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", *args], cwd=ROOT, capture_output=True, text=True, check=False
+        ).stdout.strip()
+
+    dirty = git("status", "--porcelain", "operator/src/recsched_operator/tuning")
+    return git("rev-parse", "--short", "HEAD") + (" + changes" if dirty else "")
 
 
 def _span(values: list[int]) -> str:
@@ -220,7 +234,8 @@ def write_report(out: Path, results: list[dict[str, Any]], meta: dict[str, Any])
         f"`{meta['command']}` on {meta['machine']}, finished {meta['finished']}: "
         f"{len(results)} cases x seeds {meta['seeds'][0]}..{meta['seeds'][-1]} = {len(runs)} "
         f"runs in {meta['wall_s']} s wall ({meta['cpu_s']} s CPU; 1-minute load average "
-        f"{meta['load_average_before'][0]} before, {meta['load_average_after'][0]} after). "
+        f"{meta['load_average_before'][0]} before, {meta['load_average_after'][0]} after), "
+        f"policy at commit {meta.get('policy_commit', 'unknown')}. "
         "Raw results: `docs/benchmarks/tuner_study.json`.",
         "",
         "Each run: the real policy from the grid corner of lowest capacity, "
