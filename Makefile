@@ -50,8 +50,9 @@ clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
 
 # Issue 13's headline (docs/benchmarks/headline.md, the top of docs/benchmarks.md): section 1 on
-# the simulator always (about 15 min on 2 cores); section 2 (real pods) and section 3 (a peer
-# model server, PEERS=1: it installs the peer under bench/.scratch) when their benches are here.
+# the simulator always (13 min of CPU, 16-24 min on the shared 2 cores); section 2 (real pods)
+# and section 3 (a peer model server, PEERS=1: it installs the peer under bench/.scratch) when
+# their benches are here.
 # Sections 2 and 3 measure real processes, so they take the bench lock; their arguments are
 # their scripts' defaults (the lead checks them when those benches land).
 REPRODUCE_SEEDS ?= 3

@@ -20,7 +20,7 @@ Shapes: `2x8+gpu` is the tuner study's cluster (2 CPU pods x 8 workers + 1 GPU p
 Every column of a row is judged by one `CapacityModel` (common random numbers: the same traffic
 for every config). The tuner runs through `simulation.study.run_case` (10% lognormal noise on
 latencies, 2% on utilisations, 40 decisions) at 75% of the optimum's capacity of its own bounds.
-Rendering: `bench/headline_report.py`. About 15 minutes on two shared cores.
+Rendering: `bench/headline_report.py`. About 13 CPU-minutes (16-24 minutes on two shared cores).
 
     nice -n 10 .venv/bin/python bench/headline.py [--seeds 3] [--models rmc1,wnd] [--shapes ...]
 """
