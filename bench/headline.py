@@ -40,7 +40,7 @@ from headline_report import write_report
 
 from recsched_operator.simulation.capacity import CapacityModel, Scenario, work_bound_qps
 from recsched_operator.simulation.engine import ClusterShape
-from recsched_operator.simulation.profiles import load_profile, profile_names
+from recsched_operator.simulation.profiles import load_profile, profile_names, with_measured_gpu
 from recsched_operator.simulation.study import (
     CPU_ONLY_BOUNDS,
     GPU_BOUNDS,
@@ -48,7 +48,6 @@ from recsched_operator.simulation.study import (
     StudyCase,
     run_case,
     target_ms,
-    with_measured_gpu,
 )
 from recsched_operator.simulation.tuning_run import RunScore, worst_corner
 from recsched_operator.simulation.workload import HEAVY_TAILED

@@ -11,7 +11,6 @@ simulator.
 from __future__ import annotations
 
 import importlib.util
-import json
 import logging
 import math
 from pathlib import Path
@@ -21,7 +20,7 @@ from recsched_operator.api import RecModelSpec
 from recsched_operator.naming import Owner
 from recsched_operator.simulation.engine import ClusterShape
 from recsched_operator.simulation.forecast import NoForecast, calibrate
-from recsched_operator.simulation.profiles import ProfileError, ServiceProfile, load_profile
+from recsched_operator.simulation.profiles import ProfileError, load_profile, with_measured_gpu
 from recsched_operator.tuning.knobs import KnobConfig
 from recsched_operator.tuning.observation import Observation
 from recsched_operator.tuning.settings import SloTarget
@@ -52,20 +51,6 @@ def gpu_profile_path(name_or_path: str) -> Path | None:
     return None
 
 
-def with_gpu_profile(profile: ServiceProfile, gpu_profile: Path) -> ServiceProfile:
-    """`profile` with the GPU pool's times from a `bench/gpu_profile.py` file."""
-    try:
-        document = json.loads(gpu_profile.read_text(encoding="utf-8"))
-        entry = document["models"][profile.model]
-        return profile.with_gpu_times(
-            tuple(int(b) for b in entry["batch_items"]),
-            tuple(float(s) for s in entry["latency_s"]),
-            str(document.get("device_name", gpu_profile.stem)),
-        )
-    except (OSError, KeyError, TypeError, ValueError) as error:
-        raise ProfileError(f"GPU profile {gpu_profile}: {error}") from error
-
-
 def forecast_capacities(
     spec: RecModelSpec,
     observation: Observation,
@@ -81,7 +66,7 @@ def forecast_capacities(
     try:
         profile = load_profile(spec.model.name)
         if gpu_profile is not None:
-            profile = with_gpu_profile(profile, gpu_profile)
+            profile = with_measured_gpu(profile, gpu_profile)
         cluster = ClusterShape(spec.pools.cpu.replicas, workers, spec.pools.gpu.replicas)
         model, calibration = calibrate(profile, cluster, observation, served, slo)
         qps = observation.qps or 0.0

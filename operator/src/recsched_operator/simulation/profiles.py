@@ -216,3 +216,18 @@ def synthetic_profile(
         gpu_seconds=gpu,
         source={"machine": "synthetic", "gpu_device": "synthetic"},
     )
+
+
+def with_measured_gpu(profile: ServiceProfile, gpu_profile: Path) -> ServiceProfile:
+    """`profile` with the GPU pool's times from a `bench/gpu_profile.py` file (median seconds per
+    batch, per model); ProfileError names the file when it cannot be read."""
+    try:
+        document = json.loads(gpu_profile.read_text(encoding="utf-8"))
+        entry = document["models"][profile.model]
+        return profile.with_gpu_times(
+            tuple(int(b) for b in entry["batch_items"]),
+            tuple(float(s) for s in entry["latency_s"]),
+            str(document.get("device_name", gpu_profile.stem)),
+        )
+    except (OSError, KeyError, TypeError, ValueError) as error:
+        raise ProfileError(f"GPU profile {gpu_profile}: {error}") from error

@@ -28,7 +28,7 @@ from typing import Any
 
 from recsched_operator.simulation.capacity import CapacityModel, Scenario
 from recsched_operator.simulation.engine import ClusterShape
-from recsched_operator.simulation.profiles import ServiceProfile, load_profile
+from recsched_operator.simulation.profiles import ServiceProfile, load_profile, with_measured_gpu
 from recsched_operator.simulation.tuning_run import (
     RunScore,
     SimulatedService,
@@ -100,17 +100,6 @@ def cluster_shape(cluster: str) -> ClusterShape:
     """2 CPU pods x 8 workers, plus one GPU pod unless CPU-only."""
     return ClusterShape(
         cpu_pods=2, cpu_workers_per_pod=8, gpu_pods=0 if cluster == "cpu-only" else 1
-    )
-
-
-def with_measured_gpu(profile: ServiceProfile, gpu_profile: Path) -> ServiceProfile:
-    """`profile` with GPU times from a `bench/gpu_profile.py` file (median seconds per batch)."""
-    document = json.loads(gpu_profile.read_text(encoding="utf-8"))
-    entry = document["models"][profile.model]
-    return profile.with_gpu_times(
-        tuple(int(b) for b in entry["batch_items"]),
-        tuple(float(s) for s in entry["latency_s"]),
-        str(document.get("device_name", gpu_profile.stem)),
     )
 
 
