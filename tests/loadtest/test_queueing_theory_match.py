@@ -64,10 +64,16 @@ async def test_md1_p95_matches_theory_within_10_percent(fresh_server: TestServer
     replay_s = _replay_md1(workload.scheduled_s, service_s)[measured]
     excess_ms = ((records.done_s - records.scheduled_s)[measured] - replay_s) * 1e3
     assert summary.errors == {}
-    # The instrument never under-reports: every latency holds the query's whole sojourn in the
-    # queue (server and client read the same monotonic clock). How much it adds (HTTP overhead)
-    # is a figure, not a pass mark: written with RECSCHED_TEST_FIGURES_DIR set.
-    assert np.all(excess_ms > -1.0), f"under-reported by {-excess_ms.min():.1f} ms"
+    # The instrument never under-reports: the k-th query to finish finishes no sooner than the
+    # k-th departure of the exact queue fed at the scheduled times (the server sees each query at
+    # or after its scheduled time, and a single deterministic server's departures only move later
+    # with later arrivals). Compared in order of completion, not per query: two queries sent on
+    # different connections can reach the server in swapped order, and then the later-scheduled
+    # one leaves up to one service time before its replay does. How much the instrument adds
+    # (HTTP overhead) is a figure, not a pass mark: written with RECSCHED_TEST_FIGURES_DIR set.
+    replay_done_s = np.sort(workload.scheduled_s + _replay_md1(workload.scheduled_s, service_s))
+    early_ms = (replay_done_s - np.sort(records.done_s)) * 1e3
+    assert np.all(early_ms < 1.0), f"under-reported by {early_ms.max():.1f} ms"
     record_figures(
         "loadtest_md1_p95",
         {
