@@ -52,6 +52,11 @@ def floors(results: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _load_range(results: dict[str, Any]) -> str:
+    loads = [r[s]["load_average_after"] for r in results["rounds"] for s in SERVERS]
+    return f"{min(loads):g}-{max(loads):g}"
+
+
 def _header(results: dict[str, Any]) -> list[str]:
     machine, args = results["machine"], results["args"]
     peer = results["mlserver"]
@@ -59,10 +64,12 @@ def _header(results: dict[str, Any]) -> list[str]:
         "# RecSched beside a general-purpose model server (MLServer)",
         "",
         f"Command: `.venv/bin/python bench/peers.py measure --rounds {args['rounds']} --batch "
-        f"{args['batch']} --common-qps {args['common_qps']} --trial-s {args['trial_s']}` "
+        f"{args['batch']} --common-qps {args['common_qps']:g} --common-s {args['common_s']:g} "
+        f"--floor-s {args['floor_s']:g} --trial-s {args['trial_s']:g}` "
         f"(`bench/peers.py all` also installs, checks and sweeps). Commit {results['commit']}. "
-        f"Machine: {machine['cpus']} CPUs ({machine['processor']}), load average "
-        f"{machine['load_average']} at the start, {results['date']}, {results['elapsed_s']} s"
+        f"Machine: {machine['cpus']} CPUs ({machine['processor']}), results written "
+        f"{results['date']} after {results['elapsed_s']} s, load average then "
+        f"{machine['load_average']}, after each server's turn {_load_range(results)}"
         + (
             f" (product files differing from that commit in the shared tree, and so served: "
             f"{', '.join(results['uncommitted_product_files'])})"

@@ -82,6 +82,7 @@ def _server(cap_100: float, cap_50: float, p95_ms: float) -> dict[str, Any]:
         "capacity_100ms": {"capacity_qps": cap_100, "command": "recsched-loadtest capacity"},
         "capacity_50ms": {"capacity_qps": cap_50, "command": "recsched-loadtest capacity"},
         "common_load": {"latency": latency, "errors": {}, "command": "recsched-loadtest run"},
+        "load_average_after": 1.0,
         "floor": {"latency": latency, "command": "recsched-loadtest run --rate 1"},
     }
 
