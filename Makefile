@@ -49,20 +49,15 @@ demo: setup
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
 
-# Issue 13's headline (docs/benchmarks/headline.md, the top of docs/benchmarks.md): section 1 on
-# the simulator always (13 min of CPU, 16-24 min on the shared 2 cores); section 2 (real pods)
-# and section 3 (a peer model server, PEERS=1: it installs the peer under bench/.scratch) when
-# their benches are here.
-# Sections 2 and 3 measure real processes, so they take the bench lock; their arguments are
-# their scripts' defaults (the lead checks them when those benches land).
+# Issue 13's headline: section 1 on the simulator (docs/benchmarks/headline.md and the top of
+# docs/benchmarks.md; 13 min of CPU, 16-24 min on the shared 2 cores), section 2 on real pods
+# (docs/benchmarks/real_capacity.md, ~15 min) and, with PEERS=1, section 3 beside MLServer
+# (docs/benchmarks/peers.md, ~25 min; installs MLServer in its own venv under bench/.scratch).
+# Sections 2 and 3 measure real processes, so they take the bench lock.
 REPRODUCE_SEEDS ?= 3
 PEERS ?= 0
 reproduce: setup
 	nice -n 10 $(PY) bench/headline.py --seeds $(REPRODUCE_SEEDS)
-	@if [ -f bench/real_capacity.py ]; then \
-		flock /tmp/recsched-bench.lock $(PY) bench/real_capacity.py; \
-	else echo "section 2 skipped: bench/real_capacity.py is not here yet"; fi
-	@if [ "$(PEERS)" = 1 ] && [ -f bench/peers.py ]; then \
-		flock /tmp/recsched-bench.lock $(PY) bench/peers.py all; \
-	elif [ "$(PEERS)" = 1 ]; then echo "section 3 skipped: bench/peers.py is not here yet"; \
-	else echo "section 3 skipped: run 'make reproduce PEERS=1' to compare with a peer server"; fi
+	flock /tmp/recsched-bench.lock $(PY) bench/real_capacity.py
+	@if [ "$(PEERS)" = 1 ]; then flock /tmp/recsched-bench.lock $(PY) bench/peers.py all; \
+	else echo "section 3 skipped: run 'make reproduce PEERS=1' to compare with MLServer"; fi
