@@ -40,7 +40,12 @@ from headline_report import write_report
 
 from recsched_operator.simulation.capacity import CapacityModel, Scenario, work_bound_qps
 from recsched_operator.simulation.engine import ClusterShape
-from recsched_operator.simulation.profiles import load_profile, profile_names, with_measured_gpu
+from recsched_operator.simulation.profiles import (
+    gpu_profile_path,
+    load_profile,
+    profile_names,
+    with_measured_gpu,
+)
 from recsched_operator.simulation.study import (
     CPU_ONLY_BOUNDS,
     GPU_BOUNDS,
@@ -54,7 +59,7 @@ from recsched_operator.simulation.workload import HEAVY_TAILED
 from recsched_operator.tuning import KnobConfig, TuningBounds
 
 ROOT = Path(__file__).resolve().parents[1]
-GPU_PROFILE = ROOT / "inference_pod/src/recsched_pod/gpu_profiles/nvidia-h200.json"
+GPU_PROFILE = gpu_profile_path("nvidia-h200")
 OUT = ROOT / "docs/benchmarks/headline.md"
 TARGETS = {"tight": 0.5, "loose": 1.5}  # x one worker's time for a 1024-item request
 OFF = CPU_ONLY_BOUNDS.threshold_max  # 1025: above the query-size cap, nothing is offloaded

@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from recsched_operator.simulation.profiles import profile_names
+from recsched_operator.simulation.profiles import gpu_profile_path, profile_names
 from recsched_operator.simulation.study import (
     CLUSTERS,
     LOADS,
@@ -53,7 +53,7 @@ from recsched_operator.tuning.knobs import describe_threshold
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "docs/benchmarks/tuner.md"
 RAW = ROOT / "docs/benchmarks/tuner_study.json"
-GPU_PROFILE = ROOT / "inference_pod/src/recsched_pod/gpu_profiles/nvidia-h200.json"
+GPU_PROFILE = gpu_profile_path("nvidia-h200")
 BEGIN, END = "<!-- tuner_convergence: begin -->", "<!-- tuner_convergence: end -->"
 INTERVALS = 30
 WINDOW_QUERIES = 20000

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from recsched_operator.observations import PrometheusSource
-from recsched_operator.simulation.profiles import profile_names
+from recsched_operator.simulation.profiles import gpu_profile_path, profile_names
 from recsched_operator.simulation.study import design, prepare
 from recsched_operator.simulation.tuning_run import SimulatedService
 from recsched_operator.tuning import (
@@ -46,7 +46,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))  # the tests' Prometheus launcher, reused as is
 from support.prometheus_server import running_prometheus  # noqa: E402
 
-GPU_PROFILE = ROOT / "inference_pod/src/recsched_pod/gpu_profiles/nvidia-h200.json"
+GPU_PROFILE = gpu_profile_path("nvidia-h200")
 BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, float("inf"))
 ITEM_BUCKETS = (16, 64, 256, 1024, float("inf"))
 

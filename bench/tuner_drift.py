@@ -40,6 +40,7 @@ from recsched_operator.simulation.drift import (
     run_drift,
     static_outcome,
 )
+from recsched_operator.simulation.profiles import gpu_profile_path
 from recsched_operator.simulation.study import (
     CPU_ONLY_BOUNDS,
     GPU_BOUNDS,
@@ -55,7 +56,7 @@ from recsched_operator.tuning.knobs import describe_threshold
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "docs/benchmarks/tuner.md"
 RAW = ROOT / "docs/benchmarks/tuner_drift.json"
-GPU_PROFILE = ROOT / "inference_pod/src/recsched_pod/gpu_profiles/nvidia-h200.json"
+GPU_PROFILE = gpu_profile_path("nvidia-h200")
 BEGIN, END = "<!-- tuner_drift: begin -->", "<!-- tuner_drift: end -->"
 SCENARIOS = ("load +50%", "load -50%", "size mix production->heavy", "SLO halved", "GPU pod lost")
 CHANGE_AT = 25

@@ -10,7 +10,6 @@ simulator.
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import math
 from pathlib import Path
@@ -20,7 +19,11 @@ from recsched_operator.api import RecModelSpec
 from recsched_operator.naming import Owner
 from recsched_operator.simulation.engine import ClusterShape
 from recsched_operator.simulation.forecast import NoForecast, calibrate
-from recsched_operator.simulation.profiles import ProfileError, load_profile, with_measured_gpu
+from recsched_operator.simulation.profiles import (
+    ProfileError,
+    load_profile,
+    with_measured_gpu,
+)
 from recsched_operator.tuning.knobs import KnobConfig
 from recsched_operator.tuning.observation import Observation
 from recsched_operator.tuning.settings import SloTarget
@@ -34,21 +37,6 @@ def observe_window(prometheus_url: str, owner: Owner, slo: SloTarget, at_s: floa
 
     source = PrometheusSource(prometheus_url, timeout_s=10.0)
     return source.observe(owner.name, owner.namespace, slo, at_s)
-
-
-def gpu_profile_path(name_or_path: str) -> Path | None:
-    """The GPU latency profile file emulated pods get for `--gpu-profile`: a path, or a name
-    shipped with the pod package (`nvidia-h200`), found on disk without importing the pod (the
-    file's format is the contract, written by `bench/gpu_profile.py`)."""
-    path = Path(name_or_path)
-    if path.is_file():
-        return path
-    found = importlib.util.find_spec("recsched_pod")
-    for folder in (found.submodule_search_locations or []) if found else []:
-        shipped = Path(folder) / "gpu_profiles" / f"{path.name}.json"
-        if shipped.is_file():
-            return shipped
-    return None
 
 
 def forecast_capacities(

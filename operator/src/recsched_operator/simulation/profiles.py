@@ -10,6 +10,7 @@ reads them millions of times.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -231,3 +232,18 @@ def with_measured_gpu(profile: ServiceProfile, gpu_profile: Path) -> ServiceProf
         )
     except (OSError, KeyError, TypeError, ValueError) as error:
         raise ProfileError(f"GPU profile {gpu_profile}: {error}") from error
+
+
+def gpu_profile_path(name_or_path: str) -> Path | None:
+    """The GPU latency profile file emulated pods get for `--gpu-profile`: a path, or a name
+    shipped with the pod package (`nvidia-h200`), found on disk without importing the pod (the
+    file's format is the contract, written by `bench/gpu_profile.py`)."""
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    found = importlib.util.find_spec("recsched_pod")
+    for folder in (found.submodule_search_locations or []) if found else []:
+        shipped = Path(folder) / "gpu_profiles" / f"{path.name}.json"
+        if shipped.is_file():
+            return shipped
+    return None
