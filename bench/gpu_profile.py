@@ -22,7 +22,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "inference_pod" / "src"))
 
-from recsched_pod.gpu_emulation import PROFILE_BATCH_ITEMS, SPEEDUP_OVER_CPU
+from recsched_pod.dataplane.gpu_emulation import PROFILE_BATCH_ITEMS, SPEEDUP_OVER_CPU
 from recsched_pod.models import MODEL_NAMES, build_model, random_query
 
 

@@ -38,15 +38,16 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from headline_report import write_report
 
-from recsched_operator.simulation.capacity import CapacityModel, Scenario, work_bound_qps
-from recsched_operator.simulation.engine import ClusterShape
-from recsched_operator.simulation.profiles import (
+from recsched_operator.tuner import KnobConfig, TuningBounds
+from recsched_operator.tuner.simulation.capacity import CapacityModel, Scenario, work_bound_qps
+from recsched_operator.tuner.simulation.engine import ClusterShape
+from recsched_operator.tuner.simulation.profiles import (
     gpu_profile_path,
     load_profile,
     profile_names,
     with_measured_gpu,
 )
-from recsched_operator.simulation.study import (
+from recsched_operator.tuner.simulation.study import (
     CPU_ONLY_BOUNDS,
     GPU_BOUNDS,
     PreparedCase,
@@ -54,9 +55,8 @@ from recsched_operator.simulation.study import (
     run_case,
     target_ms,
 )
-from recsched_operator.simulation.tuning_run import RunScore, worst_corner
-from recsched_operator.simulation.workload import HEAVY_TAILED
-from recsched_operator.tuning import KnobConfig, TuningBounds
+from recsched_operator.tuner.simulation.tuning_run import RunScore, worst_corner
+from recsched_operator.tuner.simulation.workload import HEAVY_TAILED
 
 ROOT = Path(__file__).resolve().parents[1]
 GPU_PROFILE = gpu_profile_path("nvidia-h200")

@@ -37,11 +37,11 @@ import orjson
 from recsched_loadtest.encoding import prepare_queries
 from recsched_loadtest.indices import IndexDistribution
 from recsched_loadtest.signature import ModelSignature
-from recsched_pod import json_tensors
+from recsched_pod.dataplane.server import INLINE_JSON_DECODE_BYTES
+from recsched_pod.http import json_tensors
+from recsched_pod.http.protocol import decode_body, decode_query
 from recsched_pod.models import model_spec
 from recsched_pod.models.spec import ModelInputSpec
-from recsched_pod.protocol import decode_body, decode_query
-from recsched_pod.server import INLINE_JSON_DECODE_BYTES
 
 ROOT = Path(__file__).resolve().parent.parent
 SECTION = "## JSON decoding"

@@ -25,8 +25,8 @@ from typing import Any
 
 import torch
 
+from recsched_pod.dataplane.serving_graph import TRACE_ITEMS, serving_graph
 from recsched_pod.models import build_model, random_query
-from recsched_pod.serving_graph import TRACE_ITEMS, serving_graph
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from simulator_validation import free_port

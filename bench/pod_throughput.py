@@ -33,10 +33,10 @@ import httpx
 import orjson
 import torch
 
-from recsched_pod.engine import WorkerPool, configure_process_threads
+from recsched_pod.dataplane.engine import WorkerPool, configure_process_threads
+from recsched_pod.dataplane.serving_graph import Scorer, serving_graph
 from recsched_pod.metrics import PodMetrics
 from recsched_pod.models import MODEL_NAMES, build_model, random_query
-from recsched_pod.serving_graph import Scorer, serving_graph
 from recsched_pod.settings import PinPolicy
 
 BATCHES = (1, 8, 32, 128, 512, 1024)

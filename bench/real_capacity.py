@@ -42,12 +42,12 @@ from typing import Any
 
 import numpy as np
 
-from recsched_operator.simulation.capacity import CapacityModel, Scenario
-from recsched_operator.simulation.engine import ClusterShape
-from recsched_operator.simulation.profiles import load_profile
-from recsched_operator.simulation.study import CPU_ONLY_BOUNDS, target_ms
-from recsched_operator.simulation.workload import HEAVY_TAILED, PAPER_LOGNORMAL
-from recsched_operator.tuning import KnobConfig
+from recsched_operator.tuner import KnobConfig
+from recsched_operator.tuner.simulation.capacity import CapacityModel, Scenario
+from recsched_operator.tuner.simulation.engine import ClusterShape
+from recsched_operator.tuner.simulation.profiles import load_profile
+from recsched_operator.tuner.simulation.study import CPU_ONLY_BOUNDS, target_ms
+from recsched_operator.tuner.simulation.workload import HEAVY_TAILED, PAPER_LOGNORMAL
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from pod_throughput import READING, kept_tail

@@ -6,7 +6,7 @@ One CPU pod process and one router process on loopback; an open-loop client send
 read from /proc for the pod and the router processes. Writes `docs/benchmarks/router.md`.
 Run: `.venv/bin/python bench/router_overhead.py [--qps 200] [--seconds 15] [--rounds 2]`.
 
-The router runs under uvicorn with the router's own HTTP protocol (`recsched_pod.lean_http`,
+The router runs under uvicorn with the router's own HTTP protocol (`recsched_pod.http.lean_http`,
 `--router-http router`, the default) or uvicorn's stock one (`--router-http uvicorn`), so the two
 can be compared on the same machine.
 """

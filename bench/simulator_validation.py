@@ -41,9 +41,9 @@ from typing import Any
 import numpy as np
 from prometheus_client.parser import text_string_to_metric_families
 
-from recsched_operator.simulation.engine import ClusterShape, simulate_window
-from recsched_operator.simulation.profiles import ServiceProfile, load_profile
-from recsched_operator.simulation.workload import PAPER_LOGNORMAL
+from recsched_operator.tuner.simulation.engine import ClusterShape, simulate_window
+from recsched_operator.tuner.simulation.profiles import ServiceProfile, load_profile
+from recsched_operator.tuner.simulation.workload import PAPER_LOGNORMAL
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from simulator_validation_report import MARKER, render

@@ -34,8 +34,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from recsched_operator.simulation.profiles import gpu_profile_path, profile_names
-from recsched_operator.simulation.study import (
+from recsched_operator.tuner.knobs import describe_threshold
+from recsched_operator.tuner.simulation.profiles import gpu_profile_path, profile_names
+from recsched_operator.tuner.simulation.study import (
     CLUSTERS,
     LOADS,
     PERCENTILES,
@@ -48,7 +49,6 @@ from recsched_operator.simulation.study import (
     prepare,
     run_case,
 )
-from recsched_operator.tuning.knobs import describe_threshold
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "docs/benchmarks/tuner.md"

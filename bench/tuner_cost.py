@@ -30,17 +30,17 @@ from typing import Any
 
 import numpy as np
 
-from recsched_operator.observations import PrometheusSource
-from recsched_operator.simulation.profiles import gpu_profile_path, profile_names
-from recsched_operator.simulation.study import design, prepare
-from recsched_operator.simulation.tuning_run import SimulatedService
-from recsched_operator.tuning import (
+from recsched_operator.tuner import (
     SloTarget,
     TuningMode,
     TuningSettings,
     decide_next_config,
     initial_state,
 )
+from recsched_operator.tuner.prometheus_source import PrometheusSource
+from recsched_operator.tuner.simulation.profiles import gpu_profile_path, profile_names
+from recsched_operator.tuner.simulation.study import design, prepare
+from recsched_operator.tuner.simulation.tuning_run import SimulatedService
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))  # the tests' Prometheus launcher, reused as is

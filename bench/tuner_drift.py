@@ -7,7 +7,7 @@ the grid optimum's capacity (for the GPU pod lost: 80% of what the CPU pods alon
 cluster sized to survive the loss). The tuner starts at the pre-change optimum, serves 25
 intervals (it converges within them), then one change happens and it serves 20 more: load
 +50% or -50%, size mix production -> heavy (same QPS), the SLO target halved by a spec edit,
-the GPU pod lost (the router sends everything to the CPU pool, as `recsched_pod.router` falls
+the GPU pod lost (the router sends everything to the CPU pool, as `recsched_pod.router.app` falls
 back; the tuner's bounds stay). Verdicts use the served config's noise-free latency at the
 post-change load (`simulation.drift`).
 
@@ -32,26 +32,26 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from recsched_operator.simulation.capacity import CapacityModel, Scenario
-from recsched_operator.simulation.drift import (
+from recsched_operator.tuner import SloTarget, TuningSettings
+from recsched_operator.tuner.knobs import describe_threshold
+from recsched_operator.tuner.simulation.capacity import CapacityModel, Scenario
+from recsched_operator.tuner.simulation.drift import (
     Phase,
     interval_s,
     paper_outcome,
     run_drift,
     static_outcome,
 )
-from recsched_operator.simulation.profiles import gpu_profile_path
-from recsched_operator.simulation.study import (
+from recsched_operator.tuner.simulation.profiles import gpu_profile_path
+from recsched_operator.tuner.simulation.study import (
     CPU_ONLY_BOUNDS,
     GPU_BOUNDS,
     CapacityCache,
     StudyCase,
     prepare,
 )
-from recsched_operator.simulation.tuning_run import SimulatedService
-from recsched_operator.simulation.workload import HEAVY_TAILED
-from recsched_operator.tuning import SloTarget, TuningSettings
-from recsched_operator.tuning.knobs import describe_threshold
+from recsched_operator.tuner.simulation.tuning_run import SimulatedService
+from recsched_operator.tuner.simulation.workload import HEAVY_TAILED
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "docs/benchmarks/tuner.md"

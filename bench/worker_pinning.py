@@ -39,9 +39,9 @@ import numpy.typing as npt
 import torch
 from prometheus_client.parser import text_string_to_metric_families
 
-from recsched_pod.engine import allowed_cpus, configure_process_threads
+from recsched_pod.dataplane.engine import allowed_cpus, configure_process_threads
+from recsched_pod.dataplane.serving_graph import Scorer, serving_graph
 from recsched_pod.models import RecommendationModel, build_model, random_query
-from recsched_pod.serving_graph import Scorer, serving_graph
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from pod_throughput import READING, _cpu_model, bench_pool, kept_tail

@@ -16,7 +16,7 @@ import jsonschema
 import pytest
 import yaml
 
-from recsched_operator.api import parse_spec
+from recsched_operator.recmodel.api import parse_spec
 
 ROOT = Path(__file__).parents[2]
 CRD = yaml.safe_load((ROOT / "crds" / "recmodels.recsched.io.yaml").read_text())

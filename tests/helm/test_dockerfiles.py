@@ -24,8 +24,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from recsched_operator.naming import HTTP_PORT
-from recsched_operator.pod_templates import NON_ROOT_UID
+from recsched_operator.recmodel.deployments import NON_ROOT_UID
+from recsched_operator.recmodel.naming import HTTP_PORT
 
 ROOT = Path(__file__).parents[2]
 CHART_VALUES = yaml.safe_load((ROOT / "helm" / "recsched" / "values.yaml").read_text())

@@ -1,6 +1,7 @@
 """Fast checks without Prometheus: every metric the dashboard and the rules name is one the code
 registers (pods, router, operator), and the dashboard's queries come out with every variable filled
-in for one RecModel (`recsched_operator.dashboard_queries`, what local mode's report can reuse).
+in for one RecModel (`recsched_operator.local.dashboard_queries`, what local mode's report
+can reuse).
 The slow test_promql_against_prometheus.py runs the same expressions against real scrapes."""
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry
 
-from recsched_operator.dashboard_queries import (
+from recsched_operator.local.dashboard_queries import (
     DashboardError,
     chart_dashboard_path,
     load_dashboard,
@@ -21,7 +22,7 @@ from recsched_operator.dashboard_queries import (
     render_legend,
     substitute,
 )
-from recsched_operator.observability import OperatorMetrics
+from recsched_operator.metrics import OperatorMetrics
 from recsched_pod.metrics import PodMetrics, RouterMetrics
 
 ROOT = Path(__file__).parents[2]

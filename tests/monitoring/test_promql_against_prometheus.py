@@ -10,7 +10,7 @@ never-scraped RecModel whose tuner stopped deciding, and a third whose tuning is
 Prometheus scrapes pods with the `namespace` target label the scrape annotations or the
 PodMonitor add, and the operator with honor_labels, as the chart's ServiceMonitor does.
 
-Then: every dashboard query (variables substituted by `recsched_operator.dashboard_queries`)
+Then: every dashboard query (variables substituted by `recsched_operator.local.dashboard_queries`)
 returns a finite value for the RecModel; every alert expression returns exactly the RecModels the
 run was built to trip; and every label an expression groups, matches or draws in a legend exists
 on a metric it names, so a misspelt metric or label fails here even where the query still answers.
@@ -34,10 +34,10 @@ import pytest
 import yaml
 from prometheus_client import start_http_server
 
-from recsched_operator.dashboard_queries import load_dashboard, panel_queries
-from recsched_operator.dashboard_series import fetch_dashboard_series
-from recsched_operator.observability import OperatorMetrics
-from recsched_pod.router import create_router_app
+from recsched_operator.local.dashboard_queries import load_dashboard, panel_queries
+from recsched_operator.local.dashboard_series import fetch_dashboard_series
+from recsched_operator.metrics import OperatorMetrics
+from recsched_pod.router.app import create_router_app
 from support.asgi_server import free_port, serve_pod, serve_router
 from support.pod_fixtures import pod_settings, rmc1_query
 from support.prometheus_server import PrometheusServer, requires_prometheus, running_prometheus

@@ -16,11 +16,13 @@ from typing import Any
 import numpy as np
 import pytest
 
-from recsched_operator import tuner_bridge
-from recsched_operator.api import parse_spec
-from recsched_operator.naming import Owner
-from recsched_operator.objects import ConfigDocument
-from recsched_operator.simulation import (
+from recsched_operator.recmodel.api import parse_spec
+from recsched_operator.recmodel.children import ConfigDocument
+from recsched_operator.recmodel.naming import Owner
+from recsched_operator.tuner import KnobConfig, Observation, SloTarget, TuningBounds
+from recsched_operator.tuner import bridge as tuner_bridge
+from recsched_operator.tuner.outcome import decision_status
+from recsched_operator.tuner.simulation import (
     CapacityModel,
     ClusterShape,
     Scenario,
@@ -28,10 +30,8 @@ from recsched_operator.simulation import (
     SimulatedService,
     load_profile,
 )
-from recsched_operator.simulation.forecast import NoForecast, advise, calibrate, fitted_sizes
-from recsched_operator.simulation.workload import PAPER_LOGNORMAL, PRODUCTION_LIKE
-from recsched_operator.tuning import KnobConfig, Observation, SloTarget, TuningBounds
-from recsched_operator.tuning_status import decision_status
+from recsched_operator.tuner.simulation.forecast import NoForecast, advise, calibrate, fitted_sizes
+from recsched_operator.tuner.simulation.workload import PAPER_LOGNORMAL, PRODUCTION_LIKE
 from support.kube_emulator import merge_patch
 
 SLOWER = 1.5

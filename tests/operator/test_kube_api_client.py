@@ -20,8 +20,8 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from recsched_operator.errors import KubeApiError
-from recsched_operator.kube_api import KubeApi, KubeConnection, client_configuration
-from recsched_operator.naming import FIELD_MANAGER
+from recsched_operator.recmodel.naming import FIELD_MANAGER
+from recsched_operator.reconcile.kube_api import KubeApi, KubeConnection, client_configuration
 
 pytestmark = pytest.mark.timeout(30)
 CONFIGMAP = {

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from recsched_operator.local.dashboard_table import dashboard_rows
-from recsched_operator.naming import Owner
+from recsched_operator.recmodel.naming import Owner
 
 
 def test_dashboard_rows_summarise_each_series_first_last_min_max() -> None:
@@ -21,8 +21,8 @@ def test_dashboard_rows_summarise_each_series_first_last_min_max() -> None:
 
 
 def test_dashboard_section_says_why_when_the_panels_cannot_be_read(monkeypatch: Any) -> None:
-    import recsched_operator.dashboard_series as series
-    from recsched_operator.dashboard_queries import DashboardError
+    import recsched_operator.local.dashboard_series as series
+    from recsched_operator.local.dashboard_queries import DashboardError
     from recsched_operator.local.dashboard_table import dashboard_section
 
     def unreadable(*args: object, **kwargs: object) -> None:

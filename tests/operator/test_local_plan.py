@@ -8,14 +8,14 @@ import json
 from pathlib import Path
 from typing import Any
 
-from recsched_operator.api import parse_spec
 from recsched_operator.local.plan import (
     endpoints_document,
     file_sd_targets,
     plan_local_run,
     prometheus_config,
 )
-from recsched_operator.naming import Owner
+from recsched_operator.recmodel.api import parse_spec
+from recsched_operator.recmodel.naming import Owner
 
 OWNER = Owner("demo", "team-a", "local")
 

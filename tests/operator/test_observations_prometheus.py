@@ -20,8 +20,8 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
-from recsched_operator.observations import PrometheusSource
-from recsched_operator.tuning import SloTarget
+from recsched_operator.tuner import SloTarget
+from recsched_operator.tuner.prometheus_source import PrometheusSource
 from support.prometheus_server import (
     PrometheusServer,
     free_port,

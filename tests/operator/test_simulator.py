@@ -12,9 +12,14 @@ import numpy as np
 import pytest
 
 from recsched_operator import simulate_cli
-from recsched_operator.simulation.capacity import CapacityModel, Scenario
-from recsched_operator.simulation.engine import ClusterShape, _serve_split_query, simulate_window
-from recsched_operator.simulation.profiles import (
+from recsched_operator.tuner import KnobConfig
+from recsched_operator.tuner.simulation.capacity import CapacityModel, Scenario
+from recsched_operator.tuner.simulation.engine import (
+    ClusterShape,
+    _serve_split_query,
+    simulate_window,
+)
+from recsched_operator.tuner.simulation.profiles import (
     MAX_QUERY_ITEMS,
     PROFILE_DIR,
     ServiceProfile,
@@ -22,12 +27,11 @@ from recsched_operator.simulation.profiles import (
     profile_names,
     synthetic_profile,
 )
-from recsched_operator.simulation.workload import (
+from recsched_operator.tuner.simulation.workload import (
     HEAVY_TAILED,
     LognormalComponent,
     SizeDistribution,
 )
-from recsched_operator.tuning import KnobConfig
 
 pytestmark = pytest.mark.timeout(60)
 

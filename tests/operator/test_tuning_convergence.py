@@ -14,17 +14,17 @@ from __future__ import annotations
 
 import pytest
 
-from recsched_operator.simulation.capacity import CapacityModel, Scenario
-from recsched_operator.simulation.engine import ClusterShape
-from recsched_operator.simulation.profiles import load_profile
-from recsched_operator.simulation.tuning_run import (
+from recsched_operator.tuner import SloTarget, TuningBounds, TuningSettings
+from recsched_operator.tuner.simulation.capacity import CapacityModel, Scenario
+from recsched_operator.tuner.simulation.engine import ClusterShape
+from recsched_operator.tuner.simulation.profiles import load_profile
+from recsched_operator.tuner.simulation.tuning_run import (
     SimulatedService,
     evaluate_run,
     run_tuner,
     worst_corner,
 )
-from recsched_operator.simulation.workload import HEAVY_TAILED
-from recsched_operator.tuning import SloTarget, TuningBounds, TuningSettings
+from recsched_operator.tuner.simulation.workload import HEAVY_TAILED
 
 pytestmark = pytest.mark.timeout(120)
 

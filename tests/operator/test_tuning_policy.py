@@ -13,7 +13,7 @@ from dataclasses import replace
 
 import pytest
 
-from recsched_operator.tuning import (
+from recsched_operator.tuner import (
     Decision,
     KnobConfig,
     Observation,

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from recsched_operator.tuning import (
+from recsched_operator.tuner import (
     KnobConfig,
     Observation,
     SloTarget,

@@ -37,8 +37,7 @@ from pathlib import Path
 
 import pytest
 
-from recsched_operator.observations import PrometheusSource
-from recsched_operator.tuning import (
+from recsched_operator.tuner import (
     KnobConfig,
     Observation,
     SloTarget,
@@ -47,6 +46,7 @@ from recsched_operator.tuning import (
     decide_next_config,
     initial_state,
 )
+from recsched_operator.tuner.prometheus_source import PrometheusSource
 from support.figures import record_figures
 from support.pod_process import start_pod_process, stop_process
 from support.prometheus_server import requires_prometheus, running_prometheus

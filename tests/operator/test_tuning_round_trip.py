@@ -230,8 +230,8 @@ async def test_operator_tunes_pods_from_a_direct_source(
     kube: KubeEmulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Observations computed from what the fake CPU pod serves stand in for Prometheus."""
-    from recsched_operator import tuner_bridge
-    from recsched_operator.tuning.observation import Observation
+    from recsched_operator.tuner import bridge as tuner_bridge
+    from recsched_operator.tuner.observation import Observation
 
     router, cpu = FakePod("router", TOKEN, seed=1), FakePod("cpu", TOKEN, seed=2)
 

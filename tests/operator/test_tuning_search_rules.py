@@ -13,7 +13,7 @@ from dataclasses import replace
 
 import pytest
 
-from recsched_operator.tuning import (
+from recsched_operator.tuner import (
     KnobConfig,
     Observation,
     SloTarget,
@@ -21,10 +21,10 @@ from recsched_operator.tuning import (
     TuningSettings,
     decide_next_config,
 )
-from recsched_operator.tuning.objective import capacity_use
-from recsched_operator.tuning.search import pick_candidate
-from recsched_operator.tuning.settings import TuningMode
-from recsched_operator.tuning.state import Trial, TuningState
+from recsched_operator.tuner.compass import pick_candidate
+from recsched_operator.tuner.objective import capacity_use
+from recsched_operator.tuner.settings import TuningMode
+from recsched_operator.tuner.state import Trial, TuningState
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from recsched_operator.simulation.profiles import profile_names
-from recsched_operator.simulation.study import (
+from recsched_operator.tuner.simulation.profiles import profile_names
+from recsched_operator.tuner.simulation.study import (
     CLUSTERS,
     LOADS,
     PERCENTILES,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from recsched_pod.gpu_emulation import (
+from recsched_pod.dataplane.gpu_emulation import (
     PROFILE_BATCH_ITEMS,
     SPEEDUP_OVER_CPU,
     GpuLatencyProfile,

@@ -18,11 +18,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from recsched_pod import json_tensors
 from recsched_pod.errors import InvalidInputError
-from recsched_pod.json_tensors import ArrayText, parse_json_body
+from recsched_pod.http import json_tensors
+from recsched_pod.http.json_tensors import ArrayText, parse_json_body
+from recsched_pod.http.protocol import decode_body, decode_query
 from recsched_pod.models.spec import ModelInputSpec
-from recsched_pod.protocol import decode_body, decode_query
 
 SPEC = ModelInputSpec(
     name="tiny", dense_features=2, table_rows=(10, 2**62), lookups_per_table=2, output_width=1

@@ -7,7 +7,7 @@ import httpx
 import numpy as np
 import orjson
 
-from recsched_pod.server import INLINE_JSON_DECODE_BYTES
+from recsched_pod.dataplane.server import INLINE_JSON_DECODE_BYTES
 from support.pod_fixtures import RunningPod, binary_body, json_body, rmc1_arrays
 
 

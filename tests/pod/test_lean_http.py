@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from recsched_pod.lean_http import LeanHttpProtocol
+from recsched_pod.http.lean_http import LeanHttpProtocol
 from support.asgi_server import serve_app, serve_router
 
 pytestmark = pytest.mark.timeout(60)
@@ -176,7 +176,7 @@ def test_router_refuses_a_body_above_its_limit_before_reading_it_in_the_pods_wor
     import orjson
 
     from recsched_pod.app_factory import http_protocol_for
-    from recsched_pod.http_shell import max_body_bytes
+    from recsched_pod.http.shell import max_body_bytes
     from recsched_pod.models import model_spec
     from support.asgi_server import serve_app
     from support.pod_fixtures import pod_settings

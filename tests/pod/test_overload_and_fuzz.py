@@ -15,8 +15,8 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from recsched_pod.dataplane.server import create_app
 from recsched_pod.models import RecommendationModel, build_model
-from recsched_pod.server import create_app
 from recsched_pod.settings import PodSettings
 from support.asgi_server import serve_pod
 from support.pod_fixtures import TOKEN, RunningPod, pod_settings, rmc1_query

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import torch
 
+from recsched_pod.dataplane.server import create_app
 from recsched_pod.models import build_model
-from recsched_pod.server import create_app
 from support.asgi_server import serve_app
 from support.pod_fixtures import TEST_SCALE, json_body, pod_settings, rmc1_arrays
 

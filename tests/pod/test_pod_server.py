@@ -239,7 +239,7 @@ def test_query_metrics_count_requests_of_batch_size(pod: RunningPod) -> None:
 def test_pod_is_not_ready_while_the_model_loads(tmp_path: Any) -> None:
     import threading
 
-    from recsched_pod.server import create_app
+    from recsched_pod.dataplane.server import create_app
 
     release = threading.Event()
 

@@ -10,13 +10,13 @@ import orjson
 import pytest
 
 from recsched_pod.errors import InvalidInputError, PayloadTooLargeError
-from recsched_pod.models.spec import ModelInputSpec
-from recsched_pod.protocol import (
+from recsched_pod.http.protocol import (
     decode_query,
     encode_response,
     query_items_from_header,
     split_body,
 )
+from recsched_pod.models.spec import ModelInputSpec
 from support.pod_fixtures import binary_body as support_binary_body
 from support.pod_fixtures import json_body
 

@@ -13,8 +13,8 @@ import httpx
 import numpy as np
 import pytest
 
-from recsched_pod.router import create_router_app
-from recsched_pod.server import create_app
+from recsched_pod.dataplane.server import create_app
+from recsched_pod.router.app import create_router_app
 from support.asgi_server import free_port, serve_app, serve_router
 from support.pod_fixtures import TOKEN, binary_body, pod_settings, rmc1_arrays, rmc1_query
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from recsched_pod.router_endpoints import (
+from recsched_pod.router.endpoints import (
     EndpointSourceError,
     PoolEndpoints,
     parse_addresses,

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from recsched_pod.router import create_router_app
+from recsched_pod.router.app import create_router_app
 from support.asgi_server import serve_router
 from support.pod_fixtures import pod_settings, rmc1_query
 from support.pod_process import PodProcess, start_pod_process, stop_process

@@ -13,13 +13,12 @@ import numpy as np
 import pytest
 
 from recsched_pod.errors import InvalidInputError, UpstreamError
-from recsched_pod.live_config import LiveConfig
+from recsched_pod.http.protocol import check_header, split_body
+from recsched_pod.live_config import LiveConfig, initial_config
 from recsched_pod.metrics import RouterMetrics
 from recsched_pod.models import model_spec
-from recsched_pod.protocol import check_header, split_body
-from recsched_pod.router import RouterRuntime
-from recsched_pod.router_infer import QuerySizes, ReceivedBody
-from recsched_pod.server import initial_config
+from recsched_pod.router.app import RouterRuntime
+from recsched_pod.router.infer import QuerySizes, ReceivedBody
 from support.asgi_server import free_port
 from support.pod_fixtures import TEST_SCALE, binary_body, pod_settings, rmc1_arrays
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
+from recsched_pod.dataplane.serving_graph import serving_graph
 from recsched_pod.models import MODEL_NAMES, RecommendationModel, build_model, random_query
-from recsched_pod.serving_graph import serving_graph
 from support.pod_fixtures import TEST_SCALE
 
 CPU = torch.device("cpu")

@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 
 import pytest
 
-from recsched_pod.upstream_client import (
+from recsched_pod.router.upstream_client import (
     UpstreamBrokenError,
     UpstreamConnectError,
     UpstreamPool,

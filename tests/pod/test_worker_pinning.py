@@ -11,7 +11,7 @@ import torch
 from pydantic import ValidationError
 
 from recsched_pod.cli import settings_from_args
-from recsched_pod.engine import WorkerPool, allowed_cpus, worker_cpus
+from recsched_pod.dataplane.engine import WorkerPool, allowed_cpus, worker_cpus
 from recsched_pod.metrics import PodMetrics
 from recsched_pod.models.base import RecommendationModel
 from recsched_pod.models.spec import ModelInputSpec

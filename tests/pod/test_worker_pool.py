@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from recsched_pod.engine import WorkerPool, requests_for
+from recsched_pod.dataplane.engine import WorkerPool, requests_for
 from recsched_pod.errors import UnavailableError
 from recsched_pod.metrics import PodMetrics
 from recsched_pod.models.base import RecommendationModel

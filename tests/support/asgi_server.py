@@ -55,7 +55,7 @@ def serve_pod(
     """Serve a pod (or `app`, built from `settings`) the way `recsched-pod` does: with the
     protocol `http_protocol_for(settings)` picks, `LeanHttpProtocol` and the role's body limit."""
     from recsched_pod.app_factory import http_protocol_for
-    from recsched_pod.server import create_app
+    from recsched_pod.dataplane.server import create_app
 
     served = create_app(settings) if app is None else app
     return serve_app(served, ready_path, http=http_protocol_for(settings))
@@ -65,6 +65,6 @@ def serve_router(
     app: Any, ready_path: str = "/v2/health/ready"
 ) -> contextlib.AbstractContextManager[str]:
     """Serve a router app the way `recsched-pod --role router` does: with `LeanHttpProtocol`."""
-    from recsched_pod.lean_http import LeanHttpProtocol
+    from recsched_pod.http.lean_http import LeanHttpProtocol
 
     return serve_app(app, ready_path, http=LeanHttpProtocol)

@@ -16,7 +16,7 @@ from typing import Any
 
 import kopf
 
-import recsched_operator.handlers  # noqa: F401 - registers the handlers on kopf's default registry
+import recsched_operator.reconcile.handlers  # noqa: F401 - registers the handlers on kopf's default registry
 from recsched_operator.settings import OperatorSettings
 from support.kube_emulator import KubeEmulator
 from support.waiting import eventually as eventually  # re-exported: tests import it from here

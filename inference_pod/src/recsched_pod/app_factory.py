@@ -12,10 +12,10 @@ from recsched_pod.settings import PodSettings
 
 def create_role_app(settings: PodSettings) -> ASGIApp:
     if settings.role == "router":
-        from recsched_pod.router import create_router_app
+        from recsched_pod.router.app import create_router_app
 
         return create_router_app(settings)
-    from recsched_pod.server import create_app
+    from recsched_pod.dataplane.server import create_app
 
     return create_app(settings)
 
@@ -23,8 +23,8 @@ def create_role_app(settings: PodSettings) -> ASGIApp:
 def http_protocol_for(settings: PodSettings) -> Any:
     """uvicorn's `http=` for the router and the pods alike: bodies read straight into one
     reused buffer (`lean_http`), any above the role's body limit refused before reading."""
-    from recsched_pod.http_shell import max_body_bytes
-    from recsched_pod.lean_http import LeanHttpProtocol
+    from recsched_pod.http.lean_http import LeanHttpProtocol
+    from recsched_pod.http.shell import max_body_bytes
     from recsched_pod.models import model_spec
 
     limit = max_body_bytes(model_spec(settings.model, settings.scale), settings.max_query_items)

@@ -19,6 +19,7 @@ from pydantic import ValidationError
 
 from recsched_pod.config_document import ConfigDocument
 from recsched_pod.errors import InvalidInputError
+from recsched_pod.settings import PodSettings
 
 logger = logging.getLogger(__name__)
 
@@ -122,3 +123,11 @@ def _file_signature(path: Path) -> tuple[int, int] | None:
     except OSError:
         return None
     return (stat.st_mtime_ns, stat.st_size)
+
+
+def initial_config(settings: PodSettings) -> ConfigDocument:
+    """The document served before any push: the `--config` file if given, else the flags."""
+    if settings.config_path is not None:
+        raw = settings.config_path.read_bytes()
+        return parse_config_document(raw, str(settings.config_path))
+    return ConfigDocument(batchSize=settings.batch_size, workers=settings.initial_workers)

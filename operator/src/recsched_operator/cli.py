@@ -16,13 +16,13 @@ import yaml
 from pydantic import ValidationError
 
 from recsched_operator import simulate_cli
-from recsched_operator.api import KIND, parse_spec
 from recsched_operator.errors import InvalidSpecError
 from recsched_operator.local import cli as local_cli
-from recsched_operator.naming import Owner
-from recsched_operator.objects import render_children, render_secret
+from recsched_operator.recmodel.api import KIND, parse_spec
+from recsched_operator.recmodel.children import render_children, render_secret
+from recsched_operator.recmodel.naming import Owner
+from recsched_operator.recmodel.status import config_for_spec
 from recsched_operator.settings import OperatorSettings
-from recsched_operator.status import config_for_spec
 
 PLACEHOLDER_UID = "00000000-0000-0000-0000-000000000000"
 PLACEHOLDER_TOKEN = "<generated-once-by-the-operator>"
@@ -91,7 +91,7 @@ def kopf_run_options(args: argparse.Namespace, settings: OperatorSettings) -> di
 def _run_operator(args: argparse.Namespace) -> int:
     import kopf
 
-    from recsched_operator import handlers  # noqa: F401 - importing registers the handlers
+    from recsched_operator.reconcile import handlers  # noqa: F401 - importing registers the handlers
 
     overrides: dict[str, Any] = {}
     if args.peering is not None:

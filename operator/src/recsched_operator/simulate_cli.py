@@ -18,23 +18,23 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from recsched_operator.simulation.capacity import CapacityModel, Scenario
-from recsched_operator.simulation.engine import ClusterShape
-from recsched_operator.simulation.profiles import ProfileError, load_profile, profile_names
-from recsched_operator.simulation.tuning_run import (
-    SimulatedService,
-    evaluate_run,
-    run_tuner,
-    worst_corner,
-)
-from recsched_operator.simulation.workload import SIZE_DISTRIBUTIONS
-from recsched_operator.tuning import (
+from recsched_operator.tuner import (
     KnobConfig,
     SloTarget,
     TuningBounds,
     TuningMode,
     TuningSettings,
 )
+from recsched_operator.tuner.simulation.capacity import CapacityModel, Scenario
+from recsched_operator.tuner.simulation.engine import ClusterShape
+from recsched_operator.tuner.simulation.profiles import ProfileError, load_profile, profile_names
+from recsched_operator.tuner.simulation.tuning_run import (
+    SimulatedService,
+    evaluate_run,
+    run_tuner,
+    worst_corner,
+)
+from recsched_operator.tuner.simulation.workload import SIZE_DISTRIBUTIONS
 
 
 def _config(text: str) -> KnobConfig:

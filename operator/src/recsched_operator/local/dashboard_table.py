@@ -13,8 +13,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 
-from recsched_operator.dashboard_queries import DASHBOARD_FILE
-from recsched_operator.naming import Owner
+from recsched_operator.local.dashboard_queries import DASHBOARD_FILE
+from recsched_operator.recmodel.naming import Owner
 
 logger = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ def dashboard_section(
         "",
     ]
     try:
-        from recsched_operator.dashboard_series import fetch_dashboard_series
+        from recsched_operator.local.dashboard_series import fetch_dashboard_series
 
         panels = fetch_dashboard_series(
             prometheus_url, owner.name, owner.namespace, start_s, end_s, rate_interval=rate_interval

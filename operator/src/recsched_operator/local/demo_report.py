@@ -16,16 +16,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from recsched_operator.api import RecModelSpec
 from recsched_operator.local.dashboard_table import dashboard_section
 from recsched_operator.local.demo_plot import plot_demo
 from recsched_operator.local.demo_summary import PhaseMeasure, PhaseRecord, summarise_phases
 from recsched_operator.local.forecasting import forecast_capacities, observe_window, phase_p95_ms
 from recsched_operator.local.plan import LocalPlan
 from recsched_operator.local.report import fetch_series
-from recsched_operator.simulation.profiles import gpu_profile_path
-from recsched_operator.tuning.knobs import KnobConfig, describe_threshold
-from recsched_operator.tuning.settings import SloTarget
+from recsched_operator.recmodel.api import RecModelSpec
+from recsched_operator.tuner.knobs import KnobConfig, describe_threshold
+from recsched_operator.tuner.settings import SloTarget
+from recsched_operator.tuner.simulation.profiles import gpu_profile_path
 
 logger = logging.getLogger(__name__)
 

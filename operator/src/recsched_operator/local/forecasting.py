@@ -15,25 +15,25 @@ import math
 from pathlib import Path
 from typing import Any
 
-from recsched_operator.api import RecModelSpec
-from recsched_operator.naming import Owner
-from recsched_operator.simulation.engine import ClusterShape
-from recsched_operator.simulation.forecast import NoForecast, calibrate
-from recsched_operator.simulation.profiles import (
+from recsched_operator.recmodel.api import RecModelSpec
+from recsched_operator.recmodel.naming import Owner
+from recsched_operator.tuner.knobs import KnobConfig
+from recsched_operator.tuner.observation import Observation
+from recsched_operator.tuner.settings import SloTarget
+from recsched_operator.tuner.simulation.engine import ClusterShape
+from recsched_operator.tuner.simulation.forecast import NoForecast, calibrate
+from recsched_operator.tuner.simulation.profiles import (
     ProfileError,
     load_profile,
     with_measured_gpu,
 )
-from recsched_operator.tuning.knobs import KnobConfig
-from recsched_operator.tuning.observation import Observation
-from recsched_operator.tuning.settings import SloTarget
 
 logger = logging.getLogger(__name__)
 
 
 def observe_window(prometheus_url: str, owner: Owner, slo: SloTarget, at_s: float) -> Observation:
     """The tuner's observation of the `slo.window_s` seconds ending at `at_s`."""
-    from recsched_operator.observations import PrometheusSource
+    from recsched_operator.tuner.prometheus_source import PrometheusSource
 
     source = PrometheusSource(prometheus_url, timeout_s=10.0)
     return source.observe(owner.name, owner.namespace, slo, at_s)

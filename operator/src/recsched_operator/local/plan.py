@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from recsched_operator.api import RecModelSpec
-from recsched_operator.naming import Owner
+from recsched_operator.recmodel.api import RecModelSpec
+from recsched_operator.recmodel.naming import Owner
 
 SCRAPE_INTERVAL_S = 1  # local runs are short: one-second resolution keeps windows of ~10 s useful
 

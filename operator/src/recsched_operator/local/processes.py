@@ -23,7 +23,7 @@ from recsched_operator.local.plan import (
     file_sd_targets,
     prometheus_config,
 )
-from recsched_operator.objects import ConfigDocument
+from recsched_operator.recmodel.children import ConfigDocument
 
 logger = logging.getLogger(__name__)
 

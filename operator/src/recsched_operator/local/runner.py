@@ -18,13 +18,13 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from recsched_operator import tuner_bridge
-from recsched_operator.api import RecModelSpec
-from recsched_operator.config_push import PodTarget, push_config
 from recsched_operator.local.plan import LocalPlan
 from recsched_operator.local.processes import write_atomically
-from recsched_operator.objects import ConfigDocument
-from recsched_operator.tuning_status import TuningOutcome
+from recsched_operator.recmodel.api import RecModelSpec
+from recsched_operator.recmodel.children import ConfigDocument
+from recsched_operator.reconcile.config_push import PodTarget, push_config
+from recsched_operator.tuner import bridge as tuner_bridge
+from recsched_operator.tuner.outcome import TuningOutcome
 
 logger = logging.getLogger(__name__)
 

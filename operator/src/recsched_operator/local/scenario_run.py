@@ -22,12 +22,12 @@ from typing import Any
 import httpx
 import yaml
 
-from recsched_operator.api import RecModelSpec
 from recsched_operator.local.demo_summary import PhaseRecord
 from recsched_operator.local.plan import LocalPlan
 from recsched_operator.local.processes import LocalProcesses, LocalRunError, write_atomically
 from recsched_operator.local.runner import LocalTuner
 from recsched_operator.local.scenario import LoadRun, Phase, TimedPhase, load_runs, timeline
+from recsched_operator.recmodel.api import RecModelSpec
 
 logger = logging.getLogger(__name__)
 

@@ -24,7 +24,6 @@ from typing import Any
 
 import yaml
 
-from recsched_operator.api import RecModelSpec, parse_spec
 from recsched_operator.errors import InvalidSpecError
 from recsched_operator.local.dashboard_table import dashboard_section
 from recsched_operator.local.plan import LocalPlan, plan_local_run
@@ -33,8 +32,9 @@ from recsched_operator.local.report import fetch_series, summarise, write_report
 from recsched_operator.local.runner import LocalTuner, read_decisions
 from recsched_operator.local.scenario import Phase
 from recsched_operator.local.scenario_run import ManifestWatch, ScenarioRun
-from recsched_operator.naming import Owner
-from recsched_operator.objects import ConfigDocument, initial_config
+from recsched_operator.recmodel.api import RecModelSpec, parse_spec
+from recsched_operator.recmodel.children import ConfigDocument, initial_config
+from recsched_operator.recmodel.naming import Owner
 
 logger = logging.getLogger(__name__)
 
