@@ -92,30 +92,42 @@ class _ZooConfig:
 
 
 @dataclass(frozen=True)
-class DlrmConfig(_ZooConfig):
-    """DLRM-RMC1/2/3: bottom MLP on dense features, sum-pooled tables, concat, top MLP."""
+class _ListedTables(_ZooConfig):
+    """Models whose tables are listed one by one."""
+
+    table_rows: tuple[int, ...]
+
+    def paper_table_rows(self) -> tuple[int, ...]:
+        return self.table_rows
+
+
+@dataclass(frozen=True)
+class _DenseAndTables(_ListedTables):
+    """Models that also take a vector of dense features."""
 
     dense_input: int
+
+    def dense_features(self) -> int:
+        return self.dense_input
+
+
+@dataclass(frozen=True)
+class DlrmConfig(_DenseAndTables):
+    """DLRM-RMC1/2/3: bottom MLP on dense features, sum-pooled tables, concat, top MLP."""
+
     bottom_mlp: tuple[int, ...]
-    table_rows: tuple[int, ...]
     top_mlp: tuple[int, ...]
 
     def __post_init__(self) -> None:
         # Concat interaction stacks the bottom-MLP output with the embeddings: widths must agree.
         assert self.bottom_mlp[-1] == self.embedding_dim
 
-    def paper_table_rows(self) -> tuple[int, ...]:
-        return self.table_rows
-
-    def dense_features(self) -> int:
-        return self.dense_input
-
     def output_width(self) -> int:
         return self.top_mlp[-1]
 
 
 @dataclass(frozen=True)
-class NcfConfig(_ZooConfig):
+class NcfConfig(_ListedTables):
     """NCF: GMF path over tables 0-1, MLP path over tables 2-3, one final FC."""
 
     OPTIONS: ClassVar[tuple[str, ...]] = ("gmf_combine",)
@@ -128,39 +140,26 @@ class NcfConfig(_ZooConfig):
     def __post_init__(self) -> None:
         _check_choice("gmf_combine", self.gmf_combine, ("sum", "product"))
 
-    def paper_table_rows(self) -> tuple[int, ...]:
-        return self.table_rows
-
     def output_width(self) -> int:
         return self.final_width
 
 
 @dataclass(frozen=True)
-class WideAndDeepConfig(_ZooConfig):
+class WideAndDeepConfig(_DenseAndTables):
     """WnD: raw dense features concatenated with sum-pooled tables into one deep MLP."""
 
-    dense_input: int
-    table_rows: tuple[int, ...]
     top_mlp: tuple[int, ...]
-
-    def paper_table_rows(self) -> tuple[int, ...]:
-        return self.table_rows
-
-    def dense_features(self) -> int:
-        return self.dense_input
 
     def output_width(self) -> int:
         return self.top_mlp[-1]
 
 
 @dataclass(frozen=True)
-class MultiTaskWideAndDeepConfig(_ZooConfig):
+class MultiTaskWideAndDeepConfig(_DenseAndTables):
     """MT-WnD: WnD's input, a shared MLP, then one tower and one score per task."""
 
     OPTIONS: ClassVar[tuple[str, ...]] = ("tasks",)
 
-    dense_input: int
-    table_rows: tuple[int, ...]
     shared_mlp: tuple[int, ...]
     task_mlp: tuple[int, ...]
     tasks: int = 3
@@ -168,28 +167,38 @@ class MultiTaskWideAndDeepConfig(_ZooConfig):
     def __post_init__(self) -> None:
         _check_positive_int("tasks", self.tasks)
 
-    def paper_table_rows(self) -> tuple[int, ...]:
-        return self.table_rows
-
-    def dense_features(self) -> int:
-        return self.dense_input
-
     def output_width(self) -> int:
         return self.tasks
 
 
 @dataclass(frozen=True)
-class DinConfig(_ZooConfig):
-    """DIN: profile, behaviour tables with one attention unit each, candidate ad, context."""
-
-    OPTIONS: ClassVar[tuple[str, ...]] = ("behaviour_tables", "last_activation")
+class _BehaviourModel(_ZooConfig):
+    """DIN and DIEN: a profile table, one table per behaviour, the candidate ad, the context."""
 
     profile_rows: int
     behaviour_rows: int
     ad_rows: int
     context_rows: int
-    attention_hidden: int
     top_mlp: tuple[int, ...]
+
+    def behaviours(self) -> int:
+        raise NotImplementedError
+
+    def paper_table_rows(self) -> tuple[int, ...]:
+        behaviour = (self.behaviour_rows,) * self.behaviours()
+        return (self.profile_rows, *behaviour, self.ad_rows, self.context_rows)
+
+    def output_width(self) -> int:
+        return self.top_mlp[-1]
+
+
+@dataclass(frozen=True)
+class DinConfig(_BehaviourModel):
+    """DIN: profile, behaviour tables with one attention unit each, candidate ad, context."""
+
+    OPTIONS: ClassVar[tuple[str, ...]] = ("behaviour_tables", "last_activation")
+
+    attention_hidden: int
     behaviour_tables: int = 250
     last_activation: ScoreActivation = "softmax"
 
@@ -197,27 +206,18 @@ class DinConfig(_ZooConfig):
         _check_positive_int("behaviour_tables", self.behaviour_tables)
         _check_choice("last_activation", self.last_activation, LAST_ACTIVATIONS)
 
-    def paper_table_rows(self) -> tuple[int, ...]:
-        behaviour = (self.behaviour_rows,) * self.behaviour_tables
-        return (self.profile_rows, *behaviour, self.ad_rows, self.context_rows)
-
-    def output_width(self) -> int:
-        return self.top_mlp[-1]
+    def behaviours(self) -> int:
+        return self.behaviour_tables
 
 
 @dataclass(frozen=True)
-class DienConfig(_ZooConfig):
+class DienConfig(_BehaviourModel):
     """DIEN: behaviour sequence through two recurrent layers, then profile, ad, context."""
 
     OPTIONS: ClassVar[tuple[str, ...]] = ("last_activation", "recurrent")
 
-    profile_rows: int
-    behaviour_rows: int
     sequence_length: int
-    ad_rows: int
-    context_rows: int
     hidden_size: int
-    top_mlp: tuple[int, ...]
     recurrent: Literal["gru", "rnn"] = "gru"
     last_activation: ScoreActivation = "softmax"
 
@@ -225,12 +225,8 @@ class DienConfig(_ZooConfig):
         _check_choice("recurrent", self.recurrent, ("gru", "rnn"))
         _check_choice("last_activation", self.last_activation, LAST_ACTIVATIONS)
 
-    def paper_table_rows(self) -> tuple[int, ...]:
-        behaviour = (self.behaviour_rows,) * self.sequence_length
-        return (self.profile_rows, *behaviour, self.ad_rows, self.context_rows)
-
-    def output_width(self) -> int:
-        return self.top_mlp[-1]
+    def behaviours(self) -> int:
+        return self.sequence_length
 
 
 ZooConfig = (
