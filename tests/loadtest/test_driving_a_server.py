@@ -1,8 +1,11 @@
-"""The driver against the OIP test server: stalls, error accounting, bounds, both HTTP clients."""
+"""The driver against the OIP test server over real HTTP: error accounting by kind, refused
+connections, the in-flight bound, both HTTP clients.
+
+Only counts are asserted here, never latency or rate: how the driver measures a stalled server
+and keeps a Poisson rate is checked on a virtual clock in `test_open_loop_timing.py`."""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 from loadtest_server_process import TestServer
 
@@ -44,22 +47,6 @@ async def _run(
     finally:
         await transport.aclose()
     return records, summarize_run(records)
-
-
-@pytest.mark.timeout(60)
-async def test_a_stalled_server_shows_its_queue_in_measured_latency(
-    fresh_server: TestServer,
-) -> None:
-    # No service between 1.0 and 1.5 s: the 50 queries due then queue up. A closed-loop client
-    # would wait out the stall on one query and report a single slow sample.
-    fresh_server.set_behaviour(service_s=0.002, servers=1, stall_at_s=1.0, stall_s=0.5)
-    records, summary = await _run(fresh_server.url, 100.0, 3.0, DriveOptions())
-    latency_ms = (records.done_s - records.scheduled_s) * 1e3
-    assert summary.errors == {}
-    assert 35 <= np.count_nonzero(latency_ms > 100.0) <= 60
-    assert summary.latency is not None
-    assert 450.0 <= summary.latency.max_ms <= 800.0
-    assert summary.latency.p99_ms > 300.0 and summary.latency.p50_ms < 50.0
 
 
 @pytest.mark.timeout(60)
@@ -106,14 +93,3 @@ async def test_the_in_flight_cap_shows_as_client_saturated_errors(fresh_server: 
     assert summary.errors["client_saturated"] >= 30
     assert summary.ok + summary.errors["client_saturated"] == 50
     assert summary.ok == fresh_server.stats()["requests"]
-
-
-@pytest.mark.timeout(60)
-async def test_poisson_load_achieves_its_offered_rate_on_a_fast_server(
-    fresh_server: TestServer,
-) -> None:
-    options = DriveOptions(warmup_s=0.5)
-    _, summary = await _run(fresh_server.url, 200.0, 3.0, options, arrivals="poisson")
-    assert summary.errors == {}
-    assert summary.achieved_qps == pytest.approx(summary.scheduled_qps, rel=0.05)
-    assert summary.scheduled_qps == pytest.approx(200.0, rel=0.1)
