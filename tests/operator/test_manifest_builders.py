@@ -85,8 +85,8 @@ def test_emulated_gpu_pool_requests_no_gpu() -> None:
 
 def test_router_gets_pool_dns_names() -> None:
     args = container_args(OWNER, spec(), "router")
-    assert args[args.index("--cpu-endpoints-dns") + 1] == "rm-cpu-pods.ns.svc"
-    assert args[args.index("--gpu-endpoints-dns") + 1] == "rm-gpu-pods.ns.svc"
+    assert args[args.index("--cpu-endpoints-dns") + 1] == "rm-cpu-pods.ns.svc:8000"
+    assert args[args.index("--gpu-endpoints-dns") + 1] == "rm-gpu-pods.ns.svc:8000"
     assert "--workers" not in args
 
 

@@ -4,6 +4,7 @@ Sources, in order of arrival: the file given by `--config` (a mounted ConfigMap 
 at start and re-read when its modification time or size changes; and pushes on `PUT /admin/config`.
 Either way a document older than the one served is ignored, so a slow ConfigMap refresh can never
 undo a newer push. Listeners (the worker pool, metrics) are called on every applied change.
+Parsing and validating a document is `config_document`'s job; this module decides what is served.
 """
 
 from __future__ import annotations
@@ -14,11 +15,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import orjson
-from pydantic import ValidationError
-
-from recsched_pod.config_document import ConfigDocument
-from recsched_pod.errors import InvalidInputError
+from recsched_pod.config_document import (
+    ConfigDocument,
+    ConfigDocumentError,
+    parse_config_document,
+)
 from recsched_pod.settings import PodSettings
 
 logger = logging.getLogger(__name__)
@@ -26,8 +27,8 @@ logger = logging.getLogger(__name__)
 Listener = Callable[[ConfigDocument], None]
 
 
-class ConfigFileError(Exception):
-    """The config file cannot be read or does not hold a valid document."""
+class ConfigFileError(ValueError):
+    """The config file cannot be read or does not hold a valid document (start-up fails)."""
 
 
 @dataclass(frozen=True)
@@ -35,24 +36,6 @@ class ApplyResult:
     applied: bool
     reason: str
     config: ConfigDocument
-
-
-def parse_config_document(raw: bytes | bytearray, source: str) -> ConfigDocument:
-    """Parse and validate a config document; the error names the field and the source."""
-    try:
-        payload = orjson.loads(raw)
-    except orjson.JSONDecodeError as error:
-        raise InvalidInputError(f"{source}: not valid JSON: {error}") from None
-    if not isinstance(payload, dict):
-        raise InvalidInputError(f"{source}: the config document must be a JSON object")
-    try:
-        return ConfigDocument.model_validate(payload)
-    except ValidationError as error:
-        problems = "; ".join(
-            f"{'.'.join(str(part) for part in issue['loc'])}: {issue['msg']}"
-            for issue in error.errors()
-        )
-        raise InvalidInputError(f"{source}: invalid config document: {problems}") from None
 
 
 class LiveConfig:
@@ -98,8 +81,8 @@ def read_config_file(path: Path) -> ConfigDocument:
         raise ConfigFileError(f"cannot read config file {path}: {error}") from None
     try:
         return parse_config_document(raw, str(path))
-    except InvalidInputError as error:
-        raise ConfigFileError(error.message) from None
+    except ConfigDocumentError as error:
+        raise ConfigFileError(str(error)) from None
 
 
 async def watch_config_file(live: LiveConfig, path: Path, poll_s: float) -> None:
@@ -128,6 +111,5 @@ def _file_signature(path: Path) -> tuple[int, int] | None:
 def initial_config(settings: PodSettings) -> ConfigDocument:
     """The document served before any push: the `--config` file if given, else the flags."""
     if settings.config_path is not None:
-        raw = settings.config_path.read_bytes()
-        return parse_config_document(raw, str(settings.config_path))
+        return read_config_file(settings.config_path)
     return ConfigDocument(batchSize=settings.batch_size, workers=settings.initial_workers)

@@ -14,6 +14,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from recsched_pod import __version__
+from recsched_pod.config_document import ConfigDocumentError, parse_config_document
 from recsched_pod.errors import (
     InvalidInputError,
     ModelNotFoundError,
@@ -23,7 +24,7 @@ from recsched_pod.errors import (
     UnavailableError,
     error_response,
 )
-from recsched_pod.live_config import LiveConfig, parse_config_document
+from recsched_pod.live_config import LiveConfig
 from recsched_pod.models.spec import DENSE_INPUT, SCORES_OUTPUT, SPARSE_INPUT, ModelInputSpec
 from recsched_pod.settings import PodSettings
 
@@ -142,7 +143,10 @@ def add_admin_routes(app: FastAPI, live: LiveConfig, token: str | None) -> None:
     async def put_config(request: Request) -> Response:
         check_bearer(request, token)
         body = await read_body(request, HEADER_ALLOWANCE_BYTES)
-        document = parse_config_document(body, "PUT /admin/config")
+        try:
+            document = parse_config_document(body, "PUT /admin/config")
+        except ConfigDocumentError as error:
+            raise InvalidInputError(str(error)) from None
         result = live.apply(document, "PUT /admin/config")
         return json_response(
             {

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import secrets
 import shutil
 import subprocess
@@ -23,7 +24,7 @@ from recsched_operator.local.plan import (
     file_sd_targets,
     prometheus_config,
 )
-from recsched_operator.recmodel.children import ConfigDocument
+from recsched_operator.recmodel.config_document import ConfigDocument
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +37,7 @@ def write_run_files(plan: LocalPlan, config: ConfigDocument) -> str:
     """Config document, admin token (new each run, never logged), endpoints, Prometheus files."""
     plan.run_dir.mkdir(parents=True, exist_ok=True)
     (plan.run_dir / "logs").mkdir(exist_ok=True)
-    write_atomically(plan.config_path, json.dumps(config.to_json_dict()))
+    write_atomically(plan.config_path, config.to_json())
     token = secrets.token_urlsafe(32)
     plan.token_path.write_text(token, encoding="utf-8")
     plan.token_path.chmod(0o600)
@@ -91,9 +92,11 @@ class LocalProcesses:
         )
         # Pods first: the router only reports ready once a CPU pod does.
         for process in sorted(plan.processes, key=lambda p: p.role == "router"):
-            self._spawn(process.name, process.argv)
+            self._spawn(process.name, process.argv, process.env)
 
-    def _spawn(self, name: str, argv: tuple[str, ...]) -> None:
+    def _spawn(
+        self, name: str, argv: tuple[str, ...], env: tuple[tuple[str, str], ...] = ()
+    ) -> None:
         log = (self._plan.run_dir / "logs" / f"{name}.log").open("ab")
         # A session of their own: Ctrl-C in the terminal reaches only the supervisor, which
         # still reads Prometheus for the report before it stops them in order.
@@ -103,6 +106,7 @@ class LocalProcesses:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
+            env={**os.environ, **dict(env)} if env else None,  # the container's env, if any
         )
         log.close()
 

@@ -26,14 +26,19 @@ import yaml
 
 from recsched_operator.errors import InvalidSpecError
 from recsched_operator.local.dashboard_table import dashboard_section
-from recsched_operator.local.plan import LocalPlan, plan_local_run
+from recsched_operator.local.plan import CONFIG_FILE, LocalPlan, plan_local_run
 from recsched_operator.local.processes import LocalProcesses, LocalRunError, write_run_files
 from recsched_operator.local.report import fetch_series, summarise, write_report
 from recsched_operator.local.runner import LocalTuner, read_decisions
 from recsched_operator.local.scenario import Phase
 from recsched_operator.local.scenario_run import ManifestWatch, ScenarioRun
 from recsched_operator.recmodel.api import RecModelSpec, parse_spec
-from recsched_operator.recmodel.children import ConfigDocument, initial_config
+from recsched_operator.recmodel.config_document import (
+    ConfigDocument,
+    ConfigDocumentError,
+    initial_config,
+    parse_config_document,
+)
 from recsched_operator.recmodel.naming import Owner
 
 logger = logging.getLogger(__name__)
@@ -197,17 +202,12 @@ def _run_scenario(
 def _previous_run(
     run_dir: Path, fallback: ConfigDocument
 ) -> tuple[ConfigDocument, dict[str, Any] | None]:
+    config_path = run_dir / CONFIG_FILE
     try:
-        config = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
+        served = parse_config_document(config_path.read_text(encoding="utf-8"), str(config_path))
         state = json.loads((run_dir / "tuning-state.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    except (OSError, ValueError, ConfigDocumentError):
         return fallback, None
-    served = ConfigDocument(
-        int(config["generation"]),
-        int(config["batchSize"]),
-        int(config["offloadThreshold"]),
-        int(config["workers"]),
-    )
     return served, state
 
 

@@ -1,4 +1,5 @@
-"""Pure builders of a RecModel's children other than Deployments: config, token, Services.
+"""Pure builders of a RecModel's children other than Deployments: token, Services (the
+ConfigMap comes from `config_document`, which owns the config document).
 
 `render_children` lists every object a reconcile applies, in apply order (config and token before
 the Deployments that mount them). The Secret's token is an argument, so rendering stays pure and
@@ -7,19 +8,21 @@ the Deployments that mount them). The Secret's token is an argument, so renderin
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
 from typing import Any
 
-from recsched_operator.recmodel.api import NO_OFFLOAD_THRESHOLD, RecModelSpec
+from recsched_operator.recmodel.api import RecModelSpec
+
+# Re-exported (`as`) for modules that still import them from here; new code imports
+# `recmodel.config_document` (issue 14).
+from recsched_operator.recmodel.config_document import ConfigDocument as ConfigDocument
+from recsched_operator.recmodel.config_document import initial_config as initial_config
+from recsched_operator.recmodel.config_document import render_configmap as render_configmap
 from recsched_operator.recmodel.deployments import Role, render_deployment, replicas_for
 from recsched_operator.recmodel.naming import (
-    CONFIG_KEY,
     HTTP_PORT,
     TOKEN_KEY,
     Owner,
     child_metadata,
-    configmap_name,
     headless_service_name,
     router_service_name,
     secret_name,
@@ -27,48 +30,6 @@ from recsched_operator.recmodel.naming import (
 )
 
 ROLES: tuple[Role, ...] = ("router", "cpu", "gpu")
-
-
-@dataclass(frozen=True)
-class ConfigDocument:
-    """The live config (DESIGN.md section 3): what pods serve, ordered by generation."""
-
-    generation: int
-    batch_size: int
-    offload_threshold: int
-    workers: int
-
-    def to_json_dict(self) -> dict[str, int]:
-        return {
-            "generation": self.generation,
-            "batchSize": self.batch_size,
-            "offloadThreshold": self.offload_threshold,
-            "workers": self.workers,
-        }
-
-
-def initial_config(spec: RecModelSpec) -> ConfigDocument:
-    """Generation 1: the spec's initial knobs (no offload at all without a GPU pool)."""
-    threshold = (
-        spec.tuning.offload_threshold.initial_items
-        if spec.pools.gpu.replicas > 0
-        else NO_OFFLOAD_THRESHOLD
-    )
-    return ConfigDocument(
-        generation=1,
-        batch_size=spec.tuning.batch_size.initial_items,
-        offload_threshold=threshold,
-        workers=spec.pools.cpu.workers,
-    )
-
-
-def render_configmap(owner: Owner, config: ConfigDocument) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": child_metadata(owner, configmap_name(owner.name), component="config"),
-        "data": {CONFIG_KEY: json.dumps(config.to_json_dict(), sort_keys=True)},
-    }
 
 
 def render_secret(owner: Owner, token: str) -> dict[str, Any]:

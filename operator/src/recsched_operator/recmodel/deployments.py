@@ -29,6 +29,7 @@ CONFIG_DIR = CONFIG_FILE_PATH.rsplit("/", 1)[0]
 TOKEN_DIR = TOKEN_FILE_PATH.rsplit("/", 1)[0]
 GPU_RESOURCE = "nvidia.com/gpu"
 NON_ROOT_UID = 10001
+ALL_INTERFACES = "0.0.0.0"
 
 
 def _probe(path: str, *, period_s: int, failures: int) -> dict[str, Any]:
@@ -61,7 +62,9 @@ def _pod_security_context() -> dict[str, Any]:
 
 
 def container_args(owner: Owner, spec: RecModelSpec, role: Role) -> list[str]:
-    """The command line of the router or a pool pod (the contract with `recsched-pod`)."""
+    """The command line of the router or a pool pod (the contract with `recsched-pod`, checked by
+    `tests/contracts/test_rendered_pods_start.py`). It replaces the image's CMD, so it names the
+    wildcard host itself: the kubelet probes and the Services reach the pod on its pod IP."""
     args = [
         "--role",
         "router" if role == "router" else "pod",
@@ -69,6 +72,8 @@ def container_args(owner: Owner, spec: RecModelSpec, role: Role) -> list[str]:
         spec.model.name,
         "--scale",
         repr(spec.model.scale),
+        "--host",
+        ALL_INTERFACES,
         "--port",
         str(HTTP_PORT),
         "--config",
@@ -80,7 +85,7 @@ def container_args(owner: Owner, spec: RecModelSpec, role: Role) -> list[str]:
     ]
     if role == "router":
         for pool in ("cpu", "gpu"):
-            dns = f"{headless_service_name(owner.name, pool)}.{owner.namespace}.svc"
+            dns = f"{headless_service_name(owner.name, pool)}.{owner.namespace}.svc:{HTTP_PORT}"
             args += [f"--{pool}-endpoints-dns", dns]
         return args
     pool_spec: PoolSpec = spec.pools.cpu if role == "cpu" else spec.pools.gpu

@@ -1,4 +1,4 @@
-"""Pure status assembly: pool readiness, the config to serve, phases, and the InvalidSpec status.
+"""Pure status assembly: pool readiness, phases, the applied config, and the InvalidSpec status.
 
 Reconcile and the tuning loop both write status; the pieces they share live here as functions of
 plain data and `now`, so every branch is tested without an API server.
@@ -12,8 +12,11 @@ from typing import Any
 
 from recsched_operator.errors import InvalidSpecError
 from recsched_operator.recmodel import conditions as cond
-from recsched_operator.recmodel.api import NO_OFFLOAD_THRESHOLD, KnobBounds, RecModelSpec
-from recsched_operator.recmodel.children import ConfigDocument, initial_config
+from recsched_operator.recmodel.api import RecModelSpec
+from recsched_operator.recmodel.config_document import ConfigDocument
+from recsched_operator.recmodel.config_document import (
+    config_for_spec as config_for_spec,  # re-exported: reconcile imports it from here (issue 14)
+)
 from recsched_operator.recmodel.deployments import Role, replicas_for
 
 POOL_CONDITIONS: dict[Role, str] = {
@@ -22,37 +25,6 @@ POOL_CONDITIONS: dict[Role, str] = {
     "gpu": cond.GPU_POOL_READY,
 }
 TUNING_PHASES = frozenset({"Tuning", "Converged", "Holding", "Recommending", "Paused", "Off"})
-
-
-def _clamp(value: int, bounds: KnobBounds) -> int:
-    return max(bounds.min_items, min(bounds.max_items, value))
-
-
-def config_for_spec(spec: RecModelSpec, applied: Mapping[str, Any] | None) -> ConfigDocument:
-    """The config to serve after a spec change: keep tuned knobs, clamped into the new bounds.
-
-    The generation only moves when a knob changes, so an unrelated spec edit pushes nothing.
-    """
-    if not applied or "generation" not in applied:
-        return initial_config(spec)
-    batch = _clamp(int(applied.get("batchSize", 0)), spec.tuning.batch_size)
-    threshold = (
-        _clamp(int(applied.get("offloadThreshold", 0)), spec.tuning.offload_threshold)
-        if spec.pools.gpu.replicas > 0
-        else NO_OFFLOAD_THRESHOLD
-    )
-    generation = int(applied["generation"])
-    changed = (
-        batch != applied.get("batchSize")
-        or threshold != applied.get("offloadThreshold")
-        or spec.pools.cpu.workers != applied.get("workers")
-    )
-    return ConfigDocument(
-        generation=generation + 1 if changed else generation,
-        batch_size=batch,
-        offload_threshold=threshold,
-        workers=spec.pools.cpu.workers,
-    )
 
 
 def pool_status(
