@@ -239,9 +239,16 @@ def build_app() -> FastAPI:
         )
         if not authorised(request):
             return _error(401, "missing or wrong bearer token")
-        if int(document.get("generation", 0)) > int(queue().config["generation"]):
+        served = int(queue().config["generation"])
+        applied = int(document.get("generation", 0)) > served
+        if applied:
             queue().config = document  # older or equal generations are ignored
-        return Response(json.dumps(queue().config), media_type="application/json")
+        answer = {  # the pod's answer (`recsched_pod.http.shell.add_admin_routes`)
+            "applied": applied,
+            "reason": "applied" if applied else f"generation already {served}",
+            "config": queue().config,
+        }
+        return Response(json.dumps(answer), media_type="application/json")
 
     @app.put("/_test/behaviour")
     async def set_behaviour(request: Request) -> dict[str, Any]:

@@ -1,8 +1,11 @@
 """Control-plane calls to an OIP v2 endpoint: readiness, metadata, live config (I/O).
 
-These are few and not timed, so they use httpx directly. `push_config` implements the config
-document's ordering rule (DESIGN.md section 3): read the generation being served, send
-generation + 1, then read it back to prove the endpoint applied it.
+These are few and not timed, so they use httpx directly. The config document is the pod's (its
+`recsched_pod.config_document` validates it; the operator writes the same format): the load test
+does not model it. `push_config` takes the document the endpoint serves (`GET /admin/config`),
+changes only the knobs asked for, sends it whole under the next generation (`PUT /admin/config`,
+the same JSON object the operator pushes) and trusts the endpoint's own answer, `applied` with a
+`reason`, as the acknowledgement; a document the endpoint rejects comes back as its 400 message.
 """
 
 from __future__ import annotations
@@ -80,17 +83,19 @@ async def get_config(base_url: str, token: str | None) -> dict[str, Any]:
 
 
 async def push_config(base_url: str, token: str | None, knobs: Mapping[str, Any]) -> dict[str, Any]:
-    """Apply `knobs` on top of the served document with the next generation; return it."""
+    """Apply `knobs` on top of the served document with the next generation; return what the
+    endpoint then serves."""
     current = await get_config(base_url, token)
     try:
         generation = int(current.get("generation", 0)) + 1
     except (TypeError, ValueError) as exc:
         raise EndpointError(f"/admin/config has a non-integer generation: {current!r}") from exc
-    document = {**current, **knobs, "generation": generation}
-    await _admin_call("PUT", base_url, token, document)
-    served = await get_config(base_url, token)
-    if served.get("generation") != generation:
+    answer = await _admin_call(
+        "PUT", base_url, token, {**current, **knobs, "generation": generation}
+    )
+    served = answer.get("config")
+    if answer.get("applied") is not True or not isinstance(served, dict):
         raise EndpointError(
-            f"pushed generation {generation} but the endpoint serves {served.get('generation')}"
+            f"generation {generation} not applied: {answer.get('reason', 'no reason given')}"
         )
     return served
