@@ -18,10 +18,9 @@ import pytest
 
 from recsched_operator.recmodel.api import parse_spec
 from recsched_operator.recmodel.children import ConfigDocument
-from recsched_operator.recmodel.naming import Owner
+from recsched_operator.reconcile.decision_status import decision_status
 from recsched_operator.tuner import KnobConfig, Observation, SloTarget, TuningBounds
 from recsched_operator.tuner import bridge as tuner_bridge
-from recsched_operator.tuner.outcome import decision_status
 from recsched_operator.tuner.simulation import (
     CapacityModel,
     ClusterShape,
@@ -144,24 +143,19 @@ def recommend_spec(model: str = "wnd") -> Any:
     )
 
 
-def run_bridge(monkeypatch: pytest.MonkeyPatch, observation: Observation) -> Any:
-    monkeypatch.setattr(tuner_bridge, "_observe", lambda *args: observation)
-    return tuner_bridge.observe_and_decide(
-        prometheus_url="http://127.0.0.1:9",
-        owner=Owner("rm", "ns", "uid-1"),
+def run_bridge(observation: Observation) -> Any:
+    return tuner_bridge.decide(
         spec=recommend_spec(),
         current=ConfigDocument(generation=3, batch_size=1024, offload_threshold=1025, workers=4),
         raw_state=None,
-        now=datetime.datetime(2026, 11, 26, tzinfo=datetime.UTC),
-        timeout_s=1.0,
+        observation=observation,
+        now_s=datetime.datetime(2026, 11, 26, tzinfo=datetime.UTC).timestamp(),
     )
 
 
-def test_recommend_mode_reports_the_simulators_advice_and_changes_nothing(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def test_recommend_mode_reports_the_simulators_advice_and_changes_nothing() -> None:
     scenario = truth("wnd", 0, 100.0)
-    outcome = run_bridge(monkeypatch, observed(scenario, WORST, 25.0, noise=0.0))
+    outcome = run_bridge(observed(scenario, WORST, 25.0, noise=0.0))
     assert outcome.action == "recommend" and not outcome.changed
     assert (outcome.after_batch_items, outcome.after_threshold_items) == (1024, 1025)
     assert outcome.recommended_batch_items < 1024
@@ -184,11 +178,9 @@ def test_recommend_mode_reports_the_simulators_advice_and_changes_nothing(
     assert status["phase"] == "Recommending"
 
 
-def test_recommend_mode_without_enough_samples_gives_no_forecast(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def test_recommend_mode_without_enough_samples_gives_no_forecast() -> None:
     observation = replace(observed(truth("wnd", 0, 100.0), WORST, 25.0, noise=0.0), samples=20)
-    outcome = run_bridge(monkeypatch, observation)
+    outcome = run_bridge(observation)
     assert outcome.forecast is None
     earlier = {"recommended": {"batchSize": 256, "forecast": {"qps": 25.0}}}
     status = decision_status(
@@ -216,7 +208,7 @@ def test_a_model_without_a_profile_keeps_the_policys_advice_and_says_why(
         "load_profile",
         lambda name: (_ for _ in ()).throw(tuner_bridge.ProfileError(f"no profile for {name}")),
     )
-    outcome = run_bridge(monkeypatch, observed(truth("wnd", 0, 100.0), WORST, 25.0, noise=0.0))
+    outcome = run_bridge(observed(truth("wnd", 0, 100.0), WORST, 25.0, noise=0.0))
     assert outcome.forecast is None
     assert "(no simulator forecast: no profile for wnd)" in outcome.reason
 

@@ -229,27 +229,32 @@ async def test_operator_tunes_pods_through_prometheus(kube: KubeEmulator) -> Non
 async def test_operator_tunes_pods_from_a_direct_source(
     kube: KubeEmulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Observations computed from what the fake CPU pod serves stand in for Prometheus."""
-    from recsched_operator.tuner import bridge as tuner_bridge
+    """Observations computed from what the fake CPU pod serves stand in for Prometheus: the
+    cycle takes its source from the daemon, so only the source is replaced."""
+    from recsched_operator.reconcile import tuning_daemon
     from recsched_operator.tuner.observation import Observation
+    from recsched_operator.tuner.settings import SloTarget
 
     router, cpu = FakePod("router", TOKEN, seed=1), FakePod("cpu", TOKEN, seed=2)
 
-    def observe(prometheus_url: str, owner: Any, slo: Any, now_s: float, timeout_s: float) -> Any:
-        latencies_ms = sorted(cpu.latency_s() * 1000 for _ in range(400))
-        return Observation(
-            at_s=now_s,
-            qps=400.0,
-            p95_ms=latencies_ms[379],
-            p99_ms=latencies_ms[395],
-            samples=4000,
-            batch_size_items=cpu.document["batchSize"],
-            offload_threshold_items=cpu.document["offloadThreshold"],
-            mean_query_items=69.0,
-            window_s=slo.window_s,
-        )
+    class FakeSource:
+        def observe(
+            self, recmodel: str, namespace: str | None, slo: SloTarget, now_s: float
+        ) -> Observation:
+            latencies_ms = sorted(cpu.latency_s() * 1000 for _ in range(400))
+            return Observation(
+                at_s=now_s,
+                qps=400.0,
+                p95_ms=latencies_ms[379],
+                p99_ms=latencies_ms[395],
+                samples=4000,
+                batch_size_items=cpu.document["batchSize"],
+                offload_threshold_items=cpu.document["offloadThreshold"],
+                mean_query_items=69.0,
+                window_s=slo.window_s,
+            )
 
-    monkeypatch.setattr(tuner_bridge, "_observe", observe)
+    monkeypatch.setattr(tuning_daemon, "observation_source", lambda ctx, spec: FakeSource())
     async with serve(router) as router_port, serve(cpu) as cpu_port:
         seed(kube, router_port, cpu_port)
         status = await run_until_tuned(kube, operator_settings(kube), 60)

@@ -1,43 +1,33 @@
-"""Reconcile orchestration: apply a RecModel's children, actuate configs, read pool readiness.
+"""Reconcile orchestration: apply a RecModel's children, read its config and pool readiness.
 
 This is the I/O layer between kopf handlers (which only guard and call) and the pure builders.
-It talks to Kubernetes through `KubeApi` and to pods through `config_push`, and reports what
+It talks to Kubernetes through `KubeApi`; a config change the spec causes goes to the pods through
+the cluster actuator's `push_document` (the same path the tuning cycle uses). It reports what
 happened as a status dict plus Events, leaving kopf to write the status it returns.
 """
 
 from __future__ import annotations
 
-import asyncio
-import base64
 import datetime
-import json
 import logging
-import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
-from recsched_operator.metrics import OperatorMetrics
 from recsched_operator.recmodel import conditions as cond
 from recsched_operator.recmodel.api import RecModelSpec, parse_spec
 from recsched_operator.recmodel.children import (
     ROLES,
     ConfigDocument,
     render_children,
-    render_configmap,
-    render_secret,
     wanted_roles,
 )
+from recsched_operator.recmodel.config_document import ConfigDocumentError, config_from_configmap
 from recsched_operator.recmodel.deployments import Role
 from recsched_operator.recmodel.naming import (
-    CONFIG_KEY,
     POOL_LABEL,
-    TOKEN_KEY,
     Owner,
     configmap_name,
     deployment_name,
-    pool_pods_selector,
-    secret_name,
 )
 from recsched_operator.recmodel.status import (
     applied_status,
@@ -46,62 +36,10 @@ from recsched_operator.recmodel.status import (
     pool_conditions,
     pool_status,
 )
-from recsched_operator.reconcile.config_push import PushResult, push_config, ready_pod_targets
-from recsched_operator.reconcile.kube_api import KubeApi
-from recsched_operator.settings import OperatorSettings
+from recsched_operator.reconcile.actuator import ensure_token, push_document
+from recsched_operator.reconcile.context import EventSink, OperatorContext
 
 logger = logging.getLogger(__name__)
-
-
-class EventSink(Protocol):
-    """Posts a Kubernetes Event about the RecModel being handled."""
-
-    def __call__(self, type_: str, reason: str, message: str) -> None: ...
-
-
-@dataclass
-class OperatorContext:
-    """What every handler needs, built once at start-up and kept in kopf's memo."""
-
-    settings: OperatorSettings
-    kube: KubeApi
-    metrics: OperatorMetrics
-    _config_locks: dict[tuple[str, str], asyncio.Lock] = field(default_factory=dict)
-
-    def config_lock(self, owner: Owner) -> asyncio.Lock:
-        """Serialises config changes of one RecModel (reconcile and tuning both make them), so
-        generations never fork: two writers of generation N+1 with different knobs."""
-        return self._config_locks.setdefault((owner.namespace, owner.name), asyncio.Lock())
-
-
-@dataclass(frozen=True)
-class Actuation:
-    """Outcome of pushing one config document."""
-
-    config: ConfigDocument
-    results: tuple[PushResult, ...]
-
-    @property
-    def acknowledged(self) -> int:
-        return sum(1 for result in self.results if result.acknowledged)
-
-    @property
-    def failures(self) -> tuple[PushResult, ...]:
-        return tuple(result for result in self.results if not result.acknowledged)
-
-
-async def ensure_token(ctx: OperatorContext, owner: Owner) -> str:
-    """Return the admin token, creating its Secret once (never re-generated, never logged)."""
-    for _attempt in range(2):
-        existing = await ctx.kube.get("v1", "Secret", owner.namespace, secret_name(owner.name))
-        if existing is not None:
-            data = existing.get("data") or {}
-            if TOKEN_KEY in data:
-                return base64.b64decode(data[TOKEN_KEY]).decode()
-        token = secrets.token_urlsafe(32)
-        if await ctx.kube.create(render_secret(owner, token)):
-            return token
-    raise RuntimeError(f"Secret {secret_name(owner.name)} exists but has no {TOKEN_KEY!r} key")
 
 
 async def read_config(ctx: OperatorContext, owner: Owner) -> ConfigDocument | None:
@@ -110,33 +48,10 @@ async def read_config(ctx: OperatorContext, owner: Owner) -> ConfigDocument | No
     if configmap is None:
         return None
     try:
-        document = json.loads((configmap.get("data") or {})[CONFIG_KEY])
-        return ConfigDocument(
-            generation=int(document["generation"]),
-            batch_size=int(document["batchSize"]),
-            offload_threshold=int(document["offloadThreshold"]),
-            workers=int(document["workers"]),
-        )
-    except (KeyError, ValueError, TypeError):
-        logger.warning("ConfigMap %s holds no valid config document", configmap_name(owner.name))
+        return config_from_configmap(configmap)
+    except ConfigDocumentError as error:
+        logger.warning("no valid config document: %s", error)
         return None
-
-
-async def actuate(ctx: OperatorContext, owner: Owner, config: ConfigDocument) -> Actuation:
-    """ConfigMap update, then push to every ready pod found by label, then check each one."""
-    await ctx.kube.apply(render_configmap(owner, config))
-    token = await ensure_token(ctx, owner)
-    pods = await ctx.kube.list(
-        "v1", "Pod", owner.namespace, label_selector=pool_pods_selector(owner.name)
-    )
-    targets = ready_pod_targets(pods)
-    results = await push_config(
-        targets, config.to_json_dict(), token, timeout_s=ctx.settings.push_timeout_s
-    )
-    actuation = Actuation(config=config, results=tuple(results))
-    if actuation.failures:
-        ctx.metrics.push_failures.labels(owner.namespace, owner.name).inc(len(actuation.failures))
-    return actuation
 
 
 async def read_deployments(
@@ -148,19 +63,6 @@ async def read_deployments(
         )
         for role in ROLES
     }
-
-
-def report_actuation(actuation: Actuation, events: EventSink) -> None:
-    generation = actuation.config.generation
-    if actuation.failures:
-        failed = ", ".join(f"{r.pod} ({r.error})" for r in actuation.failures)
-        events("Warning", "ConfigPushFailed", f"generation {generation} not served by: {failed}")
-    elif actuation.results:
-        events(
-            "Normal",
-            "ConfigApplied",
-            f"generation {generation} served by {actuation.acknowledged} pods",
-        )
 
 
 async def reconcile(
@@ -187,8 +89,7 @@ async def reconcile(
                 role: Role = child["spec"]["template"]["metadata"]["labels"][POOL_LABEL]
                 deployments[role] = applied
         if current != config:
-            actuation = await actuate(ctx, owner, config)
-            report_actuation(actuation, events)
+            actuation = await push_document(ctx, owner, config, events)
             status["applied"] = applied_status(
                 config, now=now, acknowledged=actuation.acknowledged, total=len(actuation.results)
             )

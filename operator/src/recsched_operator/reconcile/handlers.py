@@ -19,7 +19,7 @@ from recsched_operator.recmodel.naming import Owner
 from recsched_operator.recmodel.status import invalid_spec_status
 from recsched_operator.reconcile import controller, lifecycle
 from recsched_operator.reconcile import tuning_daemon as tuning
-from recsched_operator.reconcile.controller import EventSink, OperatorContext
+from recsched_operator.reconcile.context import EventSink, OperatorContext
 
 
 def _events(body: kopf.Body) -> EventSink:

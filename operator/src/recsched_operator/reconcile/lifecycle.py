@@ -19,7 +19,7 @@ import kopf
 from recsched_operator.errors import KubeApiError
 from recsched_operator.metrics import HealthServer, OperatorMetrics
 from recsched_operator.recmodel.api import GROUP
-from recsched_operator.reconcile.controller import OperatorContext
+from recsched_operator.reconcile.context import OperatorContext
 from recsched_operator.reconcile.kube_api import KubeApi, KubeConnection
 from recsched_operator.settings import OperatorSettings
 

@@ -1,8 +1,9 @@
 """The one place the operator meets the tuner's types: spec -> tuner inputs -> `TuningOutcome`.
 
-The tuner (`tuning/`, `observations`) is pure and cluster-agnostic; this adapter builds its inputs
-from a RecModel spec and the stored state, runs one observe-and-decide round, and flattens the
-result. It is synchronous (prometheus-api-client uses requests), so the loop calls it in a thread.
+The tuner's core (`policy` and the modules under it) is pure and cluster-agnostic; this adapter
+builds its inputs from a RecModel spec and the stored state, decides on one observation, and
+flattens the result. It reads nothing itself: `cycle.run_cycle` gets the observation from the
+source its shell passes in and then calls `decide`.
 
 In `recommend` mode nothing is applied, so the online search cannot measure a neighbour; the
 recommendation comes from the simulator calibrated on the window just observed
@@ -14,19 +15,16 @@ the reason there is no forecast.
 from __future__ import annotations
 
 import dataclasses
-import datetime
 from collections.abc import Mapping
 from typing import Any
 
 from recsched_operator.recmodel.api import NO_OFFLOAD_THRESHOLD, RecModelSpec
 from recsched_operator.recmodel.children import ConfigDocument
-from recsched_operator.recmodel.naming import Owner
 from recsched_operator.tuner.decision import Decision
 from recsched_operator.tuner.knobs import KnobConfig, TuningBounds
 from recsched_operator.tuner.observation import Observation
 from recsched_operator.tuner.outcome import TuningOutcome
 from recsched_operator.tuner.policy import decide_next_config
-from recsched_operator.tuner.prometheus_source import PrometheusSource
 from recsched_operator.tuner.reasons import describe_change
 from recsched_operator.tuner.settings import SloTarget, TuningMode, TuningSettings
 from recsched_operator.tuner.simulation.engine import ClusterShape
@@ -52,27 +50,17 @@ def tuner_inputs(spec: RecModelSpec) -> tuple[TuningBounds, SloTarget, TuningSet
     return bounds, slo, settings
 
 
-def _observe(
-    prometheus_url: str, owner: Owner, slo: SloTarget, now_s: float, timeout_s: float
-) -> Observation:
-    source = PrometheusSource(prometheus_url, timeout_s=timeout_s)
-    return source.observe(owner.name, owner.namespace, slo, now_s)
-
-
-def observe_and_decide(
+def decide(
     *,
-    prometheus_url: str,
-    owner: Owner,
     spec: RecModelSpec,
     current: ConfigDocument,
     raw_state: Mapping[str, Any] | None,
-    now: datetime.datetime,
-    timeout_s: float,
+    observation: Observation,
+    now_s: float,
 ) -> TuningOutcome:
+    """The tuner's decision on `observation` for the served `current` document."""
     bounds, slo, settings = tuner_inputs(spec)
-    now_s = now.timestamp()
     state = TuningState.from_dict(dict(raw_state)) if raw_state else TuningState()
-    observation = _observe(prometheus_url, owner, slo, now_s, timeout_s)
     served = KnobConfig(current.batch_size, current.offload_threshold)
     mode = TuningMode(spec.tuning.mode)
     decision, new_state = decide_next_config(
