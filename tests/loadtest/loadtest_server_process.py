@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
+
+from support.waiting import wait_until
 
 SERVER_SCRIPT = Path(__file__).with_name("loadtest_oip_server.py")
 ADMIN_TOKEN = "test-token"
@@ -44,13 +45,14 @@ def running_test_server(startup_timeout_s: float = 30.0) -> Iterator[TestServer]
         line = process.stdout.readline()
         assert line.startswith("PORT "), f"test server did not start: {line!r}"
         server = TestServer(f"http://127.0.0.1:{int(line.split()[1])}")
-        deadline = time.monotonic() + startup_timeout_s
-        while time.monotonic() < deadline:
+
+        def ready() -> bool:
             try:
-                if httpx.get(f"{server.url}/v2/health/ready", timeout=1).status_code == 200:
-                    break
+                return httpx.get(f"{server.url}/v2/health/ready", timeout=1).status_code == 200
             except httpx.TransportError:
-                time.sleep(0.1)
+                return False
+
+        wait_until(ready, timeout_s=startup_timeout_s, interval_s=0.1)
         yield server
     finally:
         process.terminate()

@@ -28,11 +28,13 @@ def test_run_exit_code_says_whether_p95_met_the_slo(
 ) -> None:
     fresh_server.set_behaviour(service_s=0.005, servers=4)
     base = [*RUN, "--url", fresh_server.url, "--rate", "50", "--duration-s", "1.5"]
-    assert main([*base, "--warmup-s", "0.5", "--slo-ms", "500"]) == 0
+    # Both verdicts hold on any machine: no query takes a minute, and none takes under the
+    # server's 5 ms of service (less 1 ms for its millisecond timers), so 1 ms is always missed.
+    assert main([*base, "--warmup-s", "0.5", "--slo-ms", "60000"]) == 0
     document = _json_output(capsys)
     assert document["slo_met"] is True and document["queries"] == 50
     assert document["ok"] == 50 and document["errors"] == {}
-    assert document["latency"]["p95_ms"] >= 5.0 and document["p95_ms"] <= 500
+    assert document["latency"]["p95_ms"] >= 4.0
     assert main([*base, "--warmup-s", "0.5", "--slo-ms", "1"]) == 1
     assert _json_output(capsys)["slo_met"] is False
 

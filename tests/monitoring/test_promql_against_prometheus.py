@@ -41,6 +41,7 @@ from recsched_pod.router.app import create_router_app
 from support.asgi_server import free_port, serve_pod, serve_router
 from support.pod_fixtures import pod_settings, rmc1_query
 from support.prometheus_server import PrometheusServer, requires_prometheus, running_prometheus
+from support.waiting import wait_until
 
 pytestmark = [pytest.mark.slow, requires_prometheus, pytest.mark.timeout(180)]
 
@@ -94,14 +95,6 @@ class RefusingPod(http.server.BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: object) -> None:
         return
-
-
-def wait_for(condition: Any, timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError(what)
-        time.sleep(0.1)
 
 
 def router_ready(url: str, cpu: int, gpu: int) -> bool:
@@ -183,7 +176,7 @@ def scraped_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ScrapedRun
                     ],
                 ) as prometheus,
             ):
-                wait_for(lambda: router_ready(a_url, 2, 1), 30, "router A sees its endpoints")
+                wait_until(lambda: router_ready(a_url, 2, 1), timeout_s=30)  # A sees its pods
                 prometheus.wait_for_targets_up(5)
                 send_invalid_query(a_url)  # the rejection counter's first sample
                 prometheus.wait_until(f'recsched_rejected_queries_total{{recmodel="{RECMODEL}"}}')

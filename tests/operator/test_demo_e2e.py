@@ -18,12 +18,13 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+
+from support.waiting import wait_until
 
 ROOT = Path(__file__).parents[2]
 EXAMPLE = ROOT / "crds" / "examples" / "recmodel-local-demo.yaml"
@@ -57,11 +58,17 @@ def port_is_open(port: int) -> bool:
 
 
 def wait_for_log(demo: subprocess.Popen[bytes], log: Path, text: str, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while text not in log.read_text(errors="replace"):
-        assert demo.poll() is None, log.read_text()[-3000:]
-        assert time.monotonic() < deadline, log.read_text()[-3000:]
-        time.sleep(0.5)
+    """Poll the demo's log for `text`; fail at once if the demo exits, or at the deadline."""
+
+    def logged() -> bool:
+        tail = log.read_text(errors="replace")
+        if text in tail:
+            return True
+        if demo.poll() is not None:  # not retried: fails at once
+            raise RuntimeError(f"the demo exited: {tail[-3000:]}")
+        raise AssertionError(tail[-3000:])  # retried; at the deadline, the failure message
+
+    wait_until(logged, timeout_s=timeout_s, interval_s=0.2)
 
 
 def read_summary(tmp_path: Path) -> dict[str, Any]:

@@ -4,8 +4,6 @@ stale generations, and the config file is re-read when it changes."""
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -13,6 +11,7 @@ import numpy as np
 import pytest
 
 from support.pod_fixtures import RunningPod, rmc1_query
+from support.waiting import wait_until
 
 
 def served(pod: RunningPod) -> dict[str, Any]:
@@ -24,15 +23,6 @@ def served(pod: RunningPod) -> dict[str, Any]:
 
 def push(pod: RunningPod, **document: int) -> httpx.Response:
     return httpx.put(pod.url + "/admin/config", json=document, headers=pod.admin_headers)
-
-
-def wait_for(condition: Callable[[], bool], timeout_s: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.02)
-    return condition()
 
 
 def request_count(pod: RunningPod) -> float:
@@ -100,7 +90,7 @@ def test_invalid_push_is_a_400_naming_the_field(
 def test_config_file_change_is_applied_without_restart(pod: RunningPod) -> None:
     generation = served(pod)["generation"] + 1
     pod.write_config(generation=generation, batchSize=11, offloadThreshold=200, workers=1)
-    assert wait_for(lambda: served(pod)["batchSize"] == 11)
+    wait_until(lambda: served(pod)["batchSize"] == 11)
     assert served(pod)["workers"] == 1
     metrics = httpx.get(pod.url + "/metrics").text
     labels = 'device="cpu",pool="cpu",recmodel="test-rm"'
@@ -115,9 +105,7 @@ def test_unparseable_config_file_keeps_the_served_config(
     caplog.set_level(logging.WARNING, logger="recsched_pod.live_config")
     pod.config_path.write_text("{ broken", encoding="utf-8")
     # The pod's file watcher read the broken file and said it skipped it.
-    assert wait_for(
-        lambda: any("config file change skipped" in r.getMessage() for r in caplog.records)
-    )
+    wait_until(lambda: any("config file change skipped" in r.getMessage() for r in caplog.records))
     assert served(pod) == before
     assert infer(pod, 3).is_success
     np.testing.assert_equal(served(pod)["generation"], before["generation"])

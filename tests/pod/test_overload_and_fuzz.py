@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,34 +19,30 @@ from recsched_pod.models import RecommendationModel, build_model
 from recsched_pod.settings import PodSettings
 from support.asgi_server import serve_pod
 from support.pod_fixtures import TOKEN, RunningPod, pod_settings, rmc1_query
+from support.waiting import wait_until
 
 
 class RecordingModel(RecommendationModel):
-    """The real RMC1, slowed down, recording the size of every request it runs. While `gate` is
-    cleared, each request waits for it (bounded) after being recorded: a test holds a query in
-    flight for exactly as long as it needs."""
+    """The real RMC1, recording the size of every request it runs. While `gate` is cleared, each
+    request waits for it (bounded) after being recorded: a test holds a query in flight for
+    exactly as long as it needs, so no outcome depends on how fast the machine is."""
 
-    def __init__(self, inner: RecommendationModel, delay_s: float) -> None:
+    def __init__(self, inner: RecommendationModel) -> None:
         super().__init__(inner.spec)
         self.inner = inner
-        self.delay_s = delay_s
         self.sizes: list[int] = []
         self.gate = threading.Event()
         self.gate.set()
 
     def forward(self, dense: torch.Tensor | None, sparse: torch.Tensor) -> torch.Tensor:
         self.sizes.append(int(sparse.shape[0]))
-        time.sleep(self.delay_s)  # the subject: a slow model
         assert self.gate.wait(timeout=30), "the test never opened the gate"
         return self.inner(dense, sparse)
 
 
-def wait_for_requests(model: RecordingModel, count: int, timeout_s: float = 10.0) -> None:
-    """Poll until the model has started `count` requests in all."""
-    deadline_s = time.monotonic() + timeout_s
-    while len(model.sizes) < count:
-        assert time.monotonic() < deadline_s, f"{len(model.sizes)} of {count} requests started"
-        time.sleep(0.001)
+def wait_for_requests(model: RecordingModel, count: int) -> None:
+    """Return once the model has started `count` requests in all (polled, with a deadline)."""
+    wait_until(lambda: len(model.sizes) >= count, interval_s=0.001)
 
 
 @pytest.fixture
@@ -55,10 +50,10 @@ def slow_pod(tmp_path: Path) -> Iterator[tuple[RunningPod, RecordingModel]]:
     holder: list[RecordingModel] = []
 
     def factory(settings: PodSettings) -> RecommendationModel:
-        holder.append(RecordingModel(build_model("rmc1", scale=settings.scale), delay_s=0.05))
+        holder.append(RecordingModel(build_model("rmc1", scale=settings.scale)))
         return holder[0]
 
-    # eager: a trace would record one forward pass and drop the sleep and the size record
+    # eager: a trace would record one forward pass and drop the gate and the size record
     settings = pod_settings(
         tmp_path,
         max_queue_requests=6,
@@ -85,11 +80,17 @@ def test_overload_gets_a_503_with_retry_after_before_any_work_and_the_pod_stays_
             ).status_code
         )
 
+    # 12 queries of 2 requests each against a limit of 6 queued requests, while nothing
+    # finishes (gate closed): some must be refused at once, whatever the timing.
+    model.gate.clear()
     threads = [threading.Thread(target=send) for _ in range(12)]
     for thread in threads:
         thread.start()
+    wait_until(lambda: 503 in results)
+    model.gate.set()
     for thread in threads:
         thread.join(timeout=30)
+    assert len(results) == 12
     assert results.count(200) >= 1
     assert results.count(503) >= 1
     assert set(results) <= {200, 503}

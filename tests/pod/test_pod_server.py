@@ -20,6 +20,7 @@ from support.pod_fixtures import (
     pod_settings,
     rmc1_arrays,
 )
+from support.waiting import wait_until
 
 
 def query_arrays(items: int, seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
@@ -255,8 +256,5 @@ def test_pod_is_not_ready_while_the_model_loads(tmp_path: Any) -> None:
         assert refused.status_code == 503
         assert refused.headers["Retry-After"] == "1"
         release.set()
-        for _ in range(200):
-            if httpx.get(url + "/v2/health/ready").status_code == 200:
-                break
-            threading.Event().wait(0.05)
+        wait_until(lambda: httpx.get(url + "/v2/health/ready").status_code == 200)
         assert httpx.post(url + "/v2/models/rmc1/infer", json=json_query(dense, sparse)).is_success

@@ -97,13 +97,21 @@ async def test_scores_come_back_in_item_order_across_requests() -> None:
 
 
 async def test_workers_run_requests_of_one_query_in_parallel() -> None:
-    model = ProbeModel(delay_s=0.05)
+    model = ProbeModel()
+    model.gate.clear()
     pool = make_pool(model, workers=2)
     try:
-        await pool.run_query(None, query(8), batch_items=2)
+        running = asyncio.ensure_future(pool.run_query(None, query(8), batch_items=2))
+        # Both workers hold one of the query's requests at once: parallel, however slow the
+        # machine (a serial pool would never get a second request in while the gate is shut).
+        await eventually(lambda: model.active == 2)
+        model.gate.set()
+        await running
     finally:
+        model.gate.set()
         pool.close()
     assert model.peak_active == 2
+    assert sorted(model.sizes) == [2, 2, 2, 2]
 
 
 def live_workers(pool: WorkerPool) -> int:
@@ -111,22 +119,33 @@ def live_workers(pool: WorkerPool) -> int:
     return len(pool._threads)  # private: thread names are shared by every pool in the process
 
 
+async def held_peak(model: ProbeModel, pool: WorkerPool, requests: int, workers: int) -> int:
+    """Run a query of `requests` one-item requests with the gate shut until `workers` of them are
+    on workers at once; returns the peak count of requests running together."""
+    model.peak_active = 0
+    model.gate.clear()
+    running = asyncio.ensure_future(pool.run_query(None, query(requests), batch_items=1))
+    try:
+        await eventually(lambda: model.active == workers)
+    finally:
+        model.gate.set()
+    await running
+    return model.peak_active
+
+
 async def test_pool_shrinks_and_grows_between_requests() -> None:
-    model = ProbeModel(delay_s=0.02)
+    model = ProbeModel()
     pool = make_pool(model, workers=3)
     try:
         pool.resize(1)
         await eventually(lambda: live_workers(pool) == 1)  # idle workers poll every 0.2 s
-        model.peak_active = 0
-        await pool.run_query(None, query(6), batch_items=1)
-        assert model.peak_active == 1
+        assert await held_peak(model, pool, requests=6, workers=1) == 1
         pool.resize(3)
-        model.peak_active = 0
-        await pool.run_query(None, query(6), batch_items=1)
-        assert model.peak_active == 3
+        assert await held_peak(model, pool, requests=6, workers=3) == 3
         alive = [t for t in threading.enumerate() if t.name.startswith("model-worker-")]
         assert len(alive) >= 3
     finally:
+        model.gate.set()
         pool.close()
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -12,6 +11,7 @@ import httpx
 import uvicorn
 
 from support.ports import free_port as free_port  # re-exported: tests import it from here
+from support.waiting import wait_until
 
 
 @contextlib.contextmanager
@@ -28,21 +28,22 @@ def serve_app(
     thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
     thread.start()
     base_url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + timeout_s
     path = ready_path or "/"
+
+    def ready() -> bool:
+        if not thread.is_alive():  # not retried: fails at once
+            raise RuntimeError("server thread exited during start-up")
+        try:
+            response = httpx.get(base_url + path, timeout=1.0)
+        except httpx.TransportError:
+            return False
+        return ready_path is None or response.status_code == 200
+
     try:
-        while True:
-            if not thread.is_alive():
-                raise RuntimeError("server thread exited during start-up")
-            try:
-                response = httpx.get(base_url + path, timeout=1.0)
-                if ready_path is None or response.status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{base_url}{path} not ready within {timeout_s} s")
-            time.sleep(0.05)
+        try:
+            wait_until(ready, timeout_s=timeout_s, interval_s=0.05)
+        except AssertionError:
+            raise TimeoutError(f"{base_url}{path} not ready within {timeout_s} s") from None
         yield base_url
     finally:
         server.should_exit = True

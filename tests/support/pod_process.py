@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 
-from support.asgi_server import free_port
+from support.ports import free_port
+from support.waiting import wait_until
 
 
 @dataclass(frozen=True)
@@ -44,18 +44,22 @@ def start_pod_process(
             stderr=subprocess.STDOUT,
         )
     pod = PodProcess(process, port, log_path)
-    deadline = time.monotonic() + ready_timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
+
+    def ready() -> bool:
+        if process.poll() is not None:  # not retried: fails at once
             raise RuntimeError(f"pod exited during start-up: {log_path.read_text()}")
         try:
-            if httpx.get(pod.url + "/v2/health/ready", timeout=1).status_code == 200:
-                return pod
+            return httpx.get(pod.url + "/v2/health/ready", timeout=1).status_code == 200
         except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    stop_process(process)
-    raise TimeoutError(f"pod not ready in {ready_timeout_s} s: {log_path.read_text()}")
+            return False
+
+    try:
+        wait_until(ready, timeout_s=ready_timeout_s, interval_s=0.1)
+    except AssertionError:
+        stop_process(process)
+        message = f"pod not ready in {ready_timeout_s} s: {log_path.read_text()}"
+        raise TimeoutError(message) from None
+    return pod
 
 
 def stop_process(process: subprocess.Popen[bytes], timeout_s: float = 10.0) -> None:

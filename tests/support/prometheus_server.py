@@ -22,7 +22,6 @@ import os
 import shutil
 import subprocess
 import tempfile
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -33,6 +32,7 @@ from typing import Any
 
 import pytest
 
+from support import waiting
 from support.ports import free_port as free_port  # re-exported: tests import it from here
 
 PROMETHEUS_BINARY = (
@@ -104,15 +104,23 @@ class PrometheusServer:
         timeout_s: float = 30.0,
     ) -> list[dict[str, Any]]:
         """Poll `expr` until `predicate(result)` holds (default: any series); return the result."""
-        deadline = time.monotonic() + timeout_s
         result: list[dict[str, Any]] = []
-        while time.monotonic() < deadline:
+
+        def satisfied() -> bool:
+            nonlocal result
             with contextlib.suppress(urllib.error.URLError, RuntimeError, OSError):
                 result = self.query(expr)
-                if predicate(result):
-                    return result
-            time.sleep(min(0.25, self.scrape_interval_s))
-        raise TimeoutError(f"{expr!r} did not satisfy the condition in {timeout_s} s: {result}")
+                return predicate(result)
+            return False
+
+        try:
+            waiting.wait_until(
+                satisfied, timeout_s=timeout_s, interval_s=min(0.25, self.scrape_interval_s)
+            )
+        except AssertionError:
+            message = f"{expr!r} did not satisfy the condition in {timeout_s} s: {result}"
+            raise TimeoutError(message) from None
+        return result
 
     def wait_for_targets_up(self, count: int, timeout_s: float = 30.0) -> None:
         """Wait until at least `count` targets have been scraped successfully."""
@@ -234,19 +242,26 @@ def start_prometheus(
     raise PrometheusStartError(f"Prometheus did not become ready; log tail:\n{last_error}")
 
 
+class _Exited(Exception):
+    """Prometheus exited during start-up (stops the wait at once)."""
+
+
 def _wait_ready(server: PrometheusServer, timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
+    def ready() -> bool:
         if server.process.poll() is not None:
-            return False
+            raise _Exited
         with (
             contextlib.suppress(urllib.error.URLError, OSError),
             urllib.request.urlopen(f"{server.url}/-/ready", timeout=1.0) as reply,
         ):
-            if reply.status == 200:
-                return True
-        time.sleep(0.1)
-    return False
+            return bool(reply.status == 200)
+        return False
+
+    try:
+        waiting.wait_until(ready, timeout_s=timeout_s, interval_s=0.1)
+    except (AssertionError, _Exited):
+        return False
+    return True
 
 
 @contextlib.contextmanager
