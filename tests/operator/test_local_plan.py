@@ -1,5 +1,6 @@
-"""Local mode's plan: which processes a RecModel gets, their command lines, the router's endpoints
-and Prometheus' file-based discovery, all derived without starting anything."""
+"""Local mode's plan: which processes a RecModel gets, their command lines (the rendered pod specs'
+args, translated for one machine), the router's endpoints and Prometheus' file-based discovery,
+all derived without starting anything. `tests/contracts/test_rendered_pods_start.py` starts them."""
 
 from __future__ import annotations
 
@@ -8,13 +9,19 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from recsched_operator.local.plan import (
+    LocalPlanError,
     endpoints_document,
     file_sd_targets,
+    local_args,
+    local_env,
     plan_local_run,
     prometheus_config,
 )
 from recsched_operator.recmodel.api import parse_spec
+from recsched_operator.recmodel.deployments import render_deployment
 from recsched_operator.recmodel.naming import Owner
 
 OWNER = Owner("demo", "team-a", "local")
@@ -96,3 +103,37 @@ def test_only_emulated_gpu_pods_get_the_gpu_profile() -> None:
     )
     assert "--gpu-profile" not in cuda.by_role("gpu")[0].argv
     assert "--gpu-profile" not in plan_for(**pools).by_role("gpu")[0].argv
+
+
+def rendered_router() -> dict[str, Any]:
+    container = render_deployment(OWNER, spec(cpu={"replicas": 1}), "router")
+    result: dict[str, Any] = container["spec"]["template"]["spec"]["containers"][0]
+    return result
+
+
+def test_the_routers_dns_names_become_one_endpoints_file_and_files_move_to_the_run_dir() -> None:
+    args = local_args(rendered_router(), port=9100, run_dir=Path("/run"))
+    pairs = dict(zip(args[::2], args[1::2], strict=True))
+    assert "--cpu-endpoints-dns" not in pairs and "--gpu-endpoints-dns" not in pairs
+    assert args.count("--endpoints-file") == 1
+    assert pairs["--endpoints-file"] == "/run/endpoints.json"
+    assert (pairs["--host"], pairs["--port"]) == ("127.0.0.1", "9100")
+    assert pairs["--config"] == "/run/config.json"
+    assert pairs["--admin-token-file"] == "/run/admin-token"
+    assert pairs["--role"] == "router" and pairs["--recmodel"] == "demo"
+
+
+def test_a_flag_on_a_volume_local_mode_does_not_provide_fails_the_plan() -> None:
+    container = rendered_router()
+    container["args"] = [*container["args"], "--gpu-profile", "/etc/recsched/h200.json"]
+    with pytest.raises(LocalPlanError, match=r"--gpu-profile /etc/recsched/h200\.json"):
+        local_args(container, port=9100, run_dir=Path("/run"))
+
+
+def test_literal_env_passes_through_and_env_from_a_secret_fails_the_plan() -> None:
+    container = rendered_router()
+    container["env"] = [{"name": "RECSCHED_SEED", "value": "7"}]
+    assert local_env(container) == (("RECSCHED_SEED", "7"),)
+    container["env"] = [{"name": "RECSCHED_ADMIN_TOKEN", "valueFrom": {"secretKeyRef": {}}}]
+    with pytest.raises(LocalPlanError, match="RECSCHED_ADMIN_TOKEN"):
+        local_env(container)
