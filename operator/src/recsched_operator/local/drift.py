@@ -88,6 +88,14 @@ def windows_from_decisions(decisions: Sequence[Mapping[str, Any]]) -> list[Windo
     return sorted(windows, key=lambda w: w.at_s)
 
 
+def first_window_s(windows: Sequence[Window]) -> float:
+    """When the settle phase began: `ScenarioRun` takes its first tuning step as the first
+    tuned phase begins (within the scheduler's ~0.1 s), so the change follows `settle_s` later."""
+    if not windows:
+        raise ValueError("no decisions: the run never reached its tuned phases")
+    return windows[0].at_s
+
+
 @dataclass(frozen=True)
 class DriftOutcome:
     """A run's record around its change at `change_s`. `met_after_decisions` counts decisions
@@ -138,9 +146,7 @@ def drift_outcome(
                 met_decisions, met_s = index, window.at_s - change_s
                 break
     recent = [w.p95_ms for w in before if w.p95_ms is not None and w.at_s >= change_s - 60.0]
-    settled = [
-        w.p95_ms for w in after if w.p95_ms is not None and w.at_s - window_s >= change_s
-    ]
+    settled = [w.p95_ms for w in after if w.p95_ms is not None and w.at_s - window_s >= change_s]
     return DriftOutcome(
         met_after_decisions=met_decisions,
         met_after_s=met_s,
