@@ -18,10 +18,11 @@ from recsched_operator.cli import load_recmodel, render_recmodel
 from recsched_operator.errors import InvalidSpecError
 from recsched_operator.recmodel import conditions as cond
 from recsched_operator.recmodel.api import parse_spec
-from recsched_operator.recmodel.children import initial_config, render_children
+from recsched_operator.recmodel.children import render_children
+from recsched_operator.recmodel.config_document import config_for_spec, initial_config
 from recsched_operator.recmodel.deployments import container_args, render_deployment
 from recsched_operator.recmodel.naming import Owner
-from recsched_operator.recmodel.status import config_for_spec, pool_conditions, pool_status
+from recsched_operator.recmodel.status import pool_conditions, pool_status
 
 EXAMPLES = sorted((Path(__file__).parents[2] / "crds" / "examples").glob("*.yaml"))
 KUBERNETES_VERSION = "1.33.0"
