@@ -18,6 +18,7 @@ Scripts run as `python bench/NAME.py`, which puts bench/ on sys.path: `from harn
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime as dt
 import json
@@ -36,7 +37,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from prometheus_client.parser import text_string_to_metric_families
 
+from recsched_loadtest import oip_client
 from recsched_loadtest.encoding import (
     BINARY_CONTENT_TYPE,
     HEADER_LENGTH,
@@ -303,6 +306,31 @@ def json_bodies(signature: ModelSignature, items: int, count: int = 1, seed: int
         (encode_json_request(signature, dense, sparse), {"Content-Type": JSON_CONTENT_TYPE})
         for dense, sparse in _queries(signature, items, count, seed)
     ]
+
+
+def push_config(url: str, knobs: dict[str, Any], token: str = ADMIN_TOKEN) -> dict[str, Any]:
+    """Push `knobs` (batchSize, offloadThreshold, workers) with the next generation, as the load
+    test's sweep does (`recsched_loadtest.oip_client.push_config`); returns the served config."""
+    return asyncio.run(oip_client.push_config(url, token, knobs))
+
+
+def metric_totals(url: str, prefixes: Sequence[str]) -> dict[str, float]:
+    """Samples of the endpoint's /metrics whose name starts with one of `prefixes`, summed over
+    labels except a histogram's `le`: `{"name": value}` or `{"name_bucket{le=0.05}": value}`."""
+    with urllib.request.urlopen(f"{url}/metrics", timeout=5) as reply:
+        text = reply.read().decode()
+    totals: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name.startswith(tuple(prefixes)):
+                le = sample.labels.get("le")
+                key = sample.name if le is None else f"{sample.name}{{le={le}}}"
+                totals[key] = totals.get(key, 0.0) + sample.value
+    return totals
+
+
+def metric_deltas(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    return {key: value - before.get(key, 0.0) for key, value in after.items()}
 
 
 # ---------------------------------------------------------------- run headers and reports

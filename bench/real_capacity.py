@@ -1,28 +1,35 @@
 """The simulator's capacity columns (b) and (c) checked on a real pod (issue 13, section 2).
 
-For RMC1 and WnD at scale 0.01, one pod of 2 workers (pinned as the pod pins by default), the
-heavy-tailed size mix of the headline (`HEAVY_TAILED`, written to a size file for the load
-generator), binary protocol, and one p95 target per model: 1.0x one worker's time for a 1024-item
-request in the shipped profile ("tight-ish": between the headline's tight 0.5x, where whole queries
-have no capacity on 2 workers, and its loose 1.5x, where the tuned config is whole queries).
+For RMC1 and WnD at scale 0.01: one pod of 2 workers (pinned, as the pod pins 2 workers on 2
+CPUs), the headline's heavy-tailed size mix (`HEAVY_TAILED`, written to a size file for the load
+generator), binary protocol, one p95 target per model. Each round pairs a prediction with a
+measurement taken minutes apart on the same pod:
 
-1. Calibrate the simulator to this machine as `bench/simulator_validation.py` does (its helpers,
-   imported): a light-load run (paper sizes, B = 64) fits the factor on the profile's times and
-   the fixed per-query latency; a run at 60% of the bound gives the operating speed. Predictions
-   use the operating-calibrated profile (the blind calibration that held within 15% there).
-2. Predict with `CapacityModel` on `ClusterShape(1 pod x 2 workers, no GPU)`: (b) whole queries,
-   B = 1024, no offload; (c) the tuned CPU config, taken as the grid optimum with offload off
-   (`CPU_ONLY_BOUNDS`; the tuner converges to it within 5% in the headline, so this stands in for
-   the tuner's result).
-3. Measure with the product's own tool: `recsched-loadtest sweep` pushes (b) then (c) to the pod
-   and runs a capacity search for each; three sweeps give three searches per config, interleaved
-   (b, c, b, c, b, c). Then `recsched-loadtest capacity --repeat 3` on RMC1's (c) gives the
-   instrument's own spread (issue 13, section 4).
+1. Calibrate on the pod, now. With whole queries (B = 1024) pushed, `recsched-loadtest run`
+   saturates the pod with fixed-size queries of 4, 16, 64, 256 and 1024 items (open loop above
+   capacity, at most 2W + 2 queries open): a worker's service time at n items is W / achieved QPS.
+   That is the CPU a request really costs on this machine, the pod's HTTP and decoding and the
+   load generator's own CPU included (they share the two cores), which is what a capacity search
+   meets; the pod's compute histogram gives the bare forward time beside it. A light-load run of
+   the size mix then fixes the per-query latency that occupies no worker (client latency minus
+   the simulated one). The shipped profile is not used: measured on another day, its WnD times at
+   512-1024 items are about 2x this pod's, while at 64 items (where the previous calibration
+   fitted one factor) they are close, so one factor priced WnD's large requests at twice their
+   cost (docs/benchmarks/real_capacity.md).
+2. Predict with `CapacityModel` on `ClusterShape(1 pod x 2 workers, no GPU)`, windows as long as
+   the search's trials: (b) whole queries, B = 1024; (c) the grid optimum with offload off
+   (`CPU_ONLY_BOUNDS`; the tuner converges to it within 5% in the headline), chosen in round 1
+   and kept, so every round measures the same two configs.
+3. Measure with the product's tool: `recsched-loadtest sweep` pushes (b) and (c) and searches
+   each one's capacity, in alternating order (b, c then c, b).
 
-    flock /tmp/recsched-bench.lock .venv/bin/python bench/real_capacity.py [--models rmc1,wnd]
+The p95 target is TARGET_MULTIPLE x round 1's calibrated time for a 1024-item request, kept for
+the later rounds. The ratio measured / predicted is reported per round and per column, with its
+spread; the floor is the median ratio within 15% of 1.
 
-About 15 minutes. Writes docs/benchmarks/real_capacity.json and real_capacity.md (its "## Reading"
-section is hand-written and kept across reruns).
+    flock /tmp/recsched-bench.lock .venv/bin/python bench/real_capacity.py [--rounds 3]
+
+About 9 minutes per model at 3 rounds. Writes docs/benchmarks/real_capacity.json and .md.
 """
 
 from __future__ import annotations
@@ -30,45 +37,45 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
-import platform
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from harness import (
+    Running,
+    load_average,
+    loadtest_json,
+    metric_deltas,
+    metric_totals,
+    push_config,
+    run_header,
+    running_pod,
+    write_results,
+)
+from real_capacity_report import render
 
 from recsched_operator.tuner import KnobConfig
-from recsched_operator.tuner.simulation.capacity import CapacityModel, Scenario
-from recsched_operator.tuner.simulation.engine import ClusterShape
-from recsched_operator.tuner.simulation.profiles import load_profile
-from recsched_operator.tuner.simulation.study import CPU_ONLY_BOUNDS, target_ms
-from recsched_operator.tuner.simulation.workload import HEAVY_TAILED, PAPER_LOGNORMAL
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from pod_throughput import READING, kept_tail
-from real_capacity_report import render
-from simulator_validation import (
-    OPERATING_LOAD,
-    PYTHON,
-    fit_worker_factor,
-    load,
-    running_pod,
-    scaled,
-)
+from recsched_operator.tuner.simulation.capacity import CapacityModel, Scenario, work_bound_qps
+from recsched_operator.tuner.simulation.engine import ClusterShape, simulate_queries
+from recsched_operator.tuner.simulation.profiles import ServiceProfile, load_profile
+from recsched_operator.tuner.simulation.study import CPU_ONLY_BOUNDS
+from recsched_operator.tuner.simulation.workload import HEAVY_TAILED
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "docs/benchmarks/real_capacity.json"
 WORKERS = 2
-CALIBRATION_BATCH = 64
-TARGET_MULTIPLE = 1.0  # x one worker's time for a 1024-item request
+CALIBRATION_ITEMS = (4, 16, 64, 256, 1024)
+SATURATION_S = 4.0
+TARGET_MULTIPLE = 1.0  # x a worker's calibrated time for a 1024-item request
 WHOLE_QUERIES = KnobConfig(1024, 1025)
 TOLERANCE = 0.15
-TOKEN = "validation"  # the admin token `running_pod` writes
+TRIAL_S, TRIAL_WARMUP_S, MIN_TRIAL_QUERIES = 6.0, 1.5, 100
+SIM_SEEDS = 5
+POD_METRICS = ("recsched_request_compute_seconds", "recsched_query_duration_seconds")
 
 
 def log(message: str) -> None:
@@ -84,216 +91,248 @@ def stop_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, handler)
 
 
-def calibrate(url: str, model: str, duration_s: float) -> dict[str, float]:
-    """Factor on the profile's times and fixed per-query latency, as the validation calibrates."""
-    profile = load_profile(model)
-    items = PAPER_LOGNORMAL.draw(np.random.default_rng(0), 50000)
-    work_per_query_s = float(profile.cpu_query_work_s(items, CALIBRATION_BATCH).mean())
-    load(url, model, 0.1 * WORKERS / work_per_query_s, 8, 99)  # warm-up, discarded
-    light_qps = 0.15 * WORKERS / work_per_query_s
-    light = load(url, model, light_qps, duration_s, 1)
-    factor = fit_worker_factor(
-        profile, WORKERS, CALIBRATION_BATCH, light_qps, light["pod_mean_query_s"]
+def run_load(pod: Running, model: str, args: list[str]) -> dict[str, Any]:
+    """One `recsched-loadtest run`, with the pod's compute and query-duration means over it."""
+    before = metric_totals(pod.url, POD_METRICS)
+    summary = loadtest_json(["run", "--url", pod.url, "--model", model, *args])
+    delta = metric_deltas(before, metric_totals(pod.url, POD_METRICS))
+    for name, key in zip(POD_METRICS, ("pod_forward_s", "pod_query_s"), strict=True):
+        summary[key] = delta[f"{name}_sum"] / max(delta[f"{name}_count"], 1)
+    return summary
+
+
+def saturate(pod: Running, model: str, items: int, guess_s: float, seed: int) -> dict[str, Any]:
+    """A worker's service time at `items` items: W / the QPS the saturated pod completes."""
+    rate = min(3 * WORKERS / guess_s, 600.0)
+    summary = run_load(
+        pod,
+        model,
+        [
+            *("--sizes", f"fixed:{items}", "--rate", f"{rate:.1f}", "--seed", str(seed)),
+            *("--duration-s", f"{SATURATION_S}", "--warmup-s", "1"),
+            *("--max-in-flight", str(2 * WORKERS + 2)),
+        ],
     )
-    bound_qps = WORKERS / (work_per_query_s * factor)
-    operating = load(url, model, OPERATING_LOAD * bound_qps, duration_s, 4)
     return {
-        "light_qps": round(light_qps, 2),
-        "light_factor": factor,
-        "operating_speed": operating["pod_mean_compute_s"] / light["pod_mean_compute_s"],
-        # Client latency minus the pod's query time; a hair below 0 when the two clocks' bucket
-        # sums disagree at light load: the simulator takes no negative latency.
-        "query_overhead_s": max(
-            0.0, light["latency"]["mean_ms"] / 1000 - light["pod_mean_query_s"]
-        ),
+        "items": items,
+        "saturated_qps": round(summary["achieved_qps"], 2),
+        "service_ms": round(1e3 * WORKERS / summary["achieved_qps"], 3),
+        "pod_forward_ms": round(1e3 * summary["pod_forward_s"], 3),
     }
 
 
-def calibrated_factor(calibration: dict[str, float], factor_key: str) -> float:
-    operating = calibration["operating_speed"] if factor_key == "operating" else 1.0
-    return calibration["light_factor"] * operating
+def pod_profile(model: str, rows: list[dict[str, Any]]) -> ServiceProfile:
+    items = tuple(row["items"] for row in rows)
+    seconds = tuple(row["service_ms"] / 1e3 for row in rows)
+    return ServiceProfile(model, items, seconds, seconds, {"method": "saturated pod"})
 
 
-def calibrated_target_ms(model: str, calibration: dict[str, float]) -> float:
-    """TARGET_MULTIPLE x one worker's time for a 1024-item request, as calibrated here: the
-    shipped profile's 19.8 ms for RMC1 is ~3x too fast for 2 workers on these 2 shared cores."""
-    profile = scaled(load_profile(model), calibrated_factor(calibration, "operating"))
-    return target_ms(profile, TARGET_MULTIPLE)
+def simulated_mean_s(profile: ServiceProfile, rate: float, items: np.ndarray) -> float:
+    """Mean simulated latency (no per-query overhead) of `items` at `rate`, whole queries."""
+    arrivals = np.cumsum(np.random.default_rng(7).exponential(1 / rate, size=items.size))
+    window = simulate_queries(
+        profile, 1024, 1025, ClusterShape(1, WORKERS, 0), arrivals, items, rate
+    )
+    return float(window.latency_s.mean())
+
+
+def calibrate(pod: Running, model: str, sizes: Path, seed: int) -> dict[str, Any]:
+    push_config(pod.url, {"batchSize": 1024, "offloadThreshold": 1025, "workers": WORKERS})
+    shipped = load_profile(model)
+    rows = [
+        {
+            **saturate(pod, model, items, shipped.cpu_request_s(items), seed),
+            "shipped_forward_ms": round(1e3 * shipped.cpu_request_s(items), 3),
+        }
+        for items in CALIBRATION_ITEMS
+    ]
+    profile = pod_profile(model, rows)
+    items = HEAVY_TAILED.draw(np.random.default_rng(seed), 4000)
+    light_qps = 0.2 * WORKERS / float(profile.cpu_query_work_s(items, 1024).mean())
+    light = run_load(
+        pod,
+        model,
+        [
+            *("--sizes", f"file:{sizes}", "--rate", f"{light_qps:.2f}", "--seed", str(seed)),
+            *("--duration-s", "6", "--warmup-s", "1"),
+        ],
+    )
+    simulated_ms = 1e3 * simulated_mean_s(profile, light_qps, items)
+    return {
+        "rows": rows,
+        "light_qps": round(light_qps, 2),
+        "light_mean_ms": round(light["latency"]["mean_ms"], 2),
+        "light_simulated_mean_ms": round(simulated_ms, 2),
+        # What the client waits beyond a worker's time: HTTP, decoding, the network stack. Not
+        # below 0 (the simulator takes no negative latency): the service times already hold
+        # the pod's event-loop CPU, so at light load they can exceed the latency they cause.
+        "query_overhead_ms": round(max(0.0, light["latency"]["mean_ms"] - simulated_ms), 2),
+    }
+
+
+def trial_capacity(scenario: Scenario, config: KnobConfig, guess_qps: float) -> float:
+    """Capacity judged on windows as long as the load test's trials (median over seeds): near
+    saturation a short window's p95 is lower than a long one's."""
+    qps = guess_qps
+    for _ in range(2):
+        window_s = max(TRIAL_S, MIN_TRIAL_QUERIES / max(qps, 1e-3)) + TRIAL_WARMUP_S
+        queries = max(200, round(qps * window_s))
+        qps = statistics.median(
+            CapacityModel.build(scenario, queries, seed).capacity_qps(config)
+            for seed in range(SIM_SEEDS)
+        )
+    return float(qps)
 
 
 def predict(
-    model: str, calibration: dict[str, float], factor_key: str, target: float
-) -> dict[str, Any]:
-    """(b) and (c) on the calibrated simulator; `factor_key` picks the calibration."""
-    factor = calibrated_factor(calibration, factor_key)
-    cluster = ClusterShape(1, WORKERS, 0, query_overhead_s=calibration["query_overhead_s"])
-    scenario = Scenario(scaled(load_profile(model), factor), cluster, HEAVY_TAILED, 95, target)
-    capacity = CapacityModel.build(scenario)
-    tuned, tuned_qps = capacity.optimum(CPU_ONLY_BOUNDS)
-    return {
-        "factor": round(factor, 4),
-        "whole_query_qps": round(float(capacity.capacity_qps(WHOLE_QUERIES)), 2),
-        "tuned_cpu_qps": round(float(tuned_qps), 2),
-        "tuned_cpu_config": tuned.to_dict(),
-    }
-
-
-def loadtest_args(url: str, model: str, sizes: Path, target: float, start_qps: float) -> list[str]:
-    return [
-        *("--url", url, "--model", model, "--sizes", f"file:{sizes}"),
-        *("--target-ms", f"{target:.3f}", "--start-qps", f"{start_qps:.2f}", "--growth", "1.25"),
-        *("--trial-s", "6", "--warmup-s", "1.5", "--min-trial-queries", "100"),
-        *("--max-search-s", "240", "--quiet", "--json"),
-    ]
+    model: str, calibration: dict[str, Any], target: float, tuned: KnobConfig | None
+) -> tuple[KnobConfig, dict[str, Any]]:
+    overhead_s = calibration["query_overhead_ms"] / 1e3
+    cluster = ClusterShape(1, WORKERS, 0, query_overhead_s=overhead_s)
+    scenario = Scenario(pod_profile(model, calibration["rows"]), cluster, HEAVY_TAILED, 95, target)
+    long = CapacityModel.build(scenario)
+    if tuned is None:
+        tuned = long.optimum(CPU_ONLY_BOUNDS)[0]
+    predicted = {}
+    for key, config in (("whole_query", WHOLE_QUERIES), ("tuned_cpu", tuned)):
+        long_qps = long.capacity_qps(config)
+        predicted[key] = {
+            "qps": round(trial_capacity(scenario, config, long_qps), 2),
+            "long_window_qps": round(long_qps, 2),
+            "work_bound_qps": round(work_bound_qps(scenario, config, long.traffic.items), 2),
+        }
+    return tuned, predicted
 
 
 def measure(
-    url: str,
+    pod: Running,
     model: str,
     sizes: Path,
     target: float,
-    predicted: dict[str, Any],
-    rounds: int,
-    out: Path,
-) -> dict[str, list[float]]:
-    """Capacity of (b) and (c), `rounds` sweeps of [b, c] on the same pod."""
-    tuned = KnobConfig.from_dict(predicted["tuned_cpu_config"])
-    configs = [{**config.to_dict(), "workers": WORKERS} for config in (WHOLE_QUERIES, tuned)]
-    config_file = out / f"{model}-configs.json"
-    config_file.write_text(json.dumps(configs))
-    # Below the prediction, so the search brackets upwards; at least 2 QPS should the simulator
-    # see no capacity at all.
-    start_qps = max(0.7 * min(predicted["whole_query_qps"], predicted["tuned_cpu_qps"]), 2.0)
-    runs: dict[str, list[float]] = {"whole_query": [], "tuned_cpu": []}
-    for round_number in range(1, rounds + 1):
-        sweep_dir = out / f"{model}-sweep-{round_number}"
-        subprocess.run(
-            [
-                *(PYTHON, "-m", "recsched_loadtest", "sweep"),
-                *loadtest_args(url, model, sizes, target, start_qps),
-                *("--configs", str(config_file), "--out", str(sweep_dir), "--token", TOKEN),
-                *("--seed", str(round_number)),
-            ],
-            check=False,  # a search that does not converge still reports its capacity
-            capture_output=True,
-        )
-        results = json.loads((sweep_dir / "sweep.json").read_text())["results"]
-        for key, result in zip(("whole_query", "tuned_cpu"), results, strict=True):
-            runs[key].append(float(result["capacity_qps"]))
-        log(f"{model} sweep {round_number}: {runs}")
-    return runs
-
-
-def repeated_search(
-    url: str, model: str, sizes: Path, target: float, config: dict[str, int], start_qps: float
-) -> dict[str, Any]:
-    """`recsched-loadtest capacity --repeat 3` on the pod as the sweeps left it: at `config`, the
-    last one each sweep pushes."""
-    report = subprocess.run(
-        [
-            *(PYTHON, "-m", "recsched_loadtest", "capacity"),
-            *loadtest_args(url, model, sizes, target, start_qps),
-            *("--repeat", "3", "--seed", "11"),
-        ],
-        check=False,
-        capture_output=True,
-        text=True,
+    configs: list[tuple[str, KnobConfig]],
+    start_qps: float,
+    seed: int,
+    workdir: Path,
+) -> dict[str, float]:
+    """One `recsched-loadtest sweep` over `configs`: each config's searched capacity."""
+    config_file = workdir / f"{model}-configs-{seed}.json"
+    config_file.write_text(
+        json.dumps([{**config.to_dict(), "workers": WORKERS} for _, config in configs])
     )
-    document: dict[str, Any] = json.loads(report.stdout)
-    return {"config": config, **document["repeats"]}
+    out = workdir / f"{model}-sweep-{seed}"
+    loadtest_json(
+        [
+            *("sweep", "--url", pod.url, "--model", model, "--sizes", f"file:{sizes}"),
+            *("--target-ms", f"{target:.3f}", "--start-qps", f"{start_qps:.2f}"),
+            *("--growth", "1.25", "--trial-s", f"{TRIAL_S:g}", "--warmup-s", f"{TRIAL_WARMUP_S:g}"),
+            *("--min-trial-queries", str(MIN_TRIAL_QUERIES), "--max-search-s", "240"),
+            *("--configs", str(config_file), "--out", str(out), "--token", pod.token),
+            *("--seed", str(seed)),
+        ]
+    )
+    results = json.loads((out / "sweep.json").read_text())["results"]
+    return {
+        key: float(result["capacity_qps"])
+        for (key, _), result in zip(configs, results, strict=True)
+    }
+
+
+def run_model(model: str, rounds: int, workdir: Path) -> dict[str, Any]:
+    sizes = workdir / "heavy-sizes.txt"
+    draws = HEAVY_TAILED.draw(np.random.default_rng(0), 20000)
+    sizes.write_text("\n".join(str(size) for size in draws.tolist()) + "\n")
+    target = 0.0
+    tuned: KnobConfig | None = None
+    records = []
+    with running_pod(model, workers=WORKERS, batch=1024, workdir=workdir) as pod:
+        warm_up = ["--sizes", f"file:{sizes}", "--rate", "5", "--duration-s", "5"]
+        loadtest_json(["run", "--url", pod.url, "--model", model, *warm_up])  # discarded
+        for round_number in range(1, rounds + 1):
+            calibration = calibrate(pod, model, sizes, round_number)
+            if not target:
+                target = round(TARGET_MULTIPLE * calibration["rows"][-1]["service_ms"], 1)
+            tuned, predicted = predict(model, calibration, target, tuned)
+            log(f"{model} round {round_number}: target {target} ms, {calibration}, {predicted}")
+            configs = [("whole_query", WHOLE_QUERIES), ("tuned_cpu", tuned)]
+            if round_number % 2 == 0:
+                configs.reverse()
+            start = max(0.7 * min(p["qps"] for p in predicted.values()), 2.0)
+            measured = measure(pod, model, sizes, target, configs, start, round_number, workdir)
+            log(f"{model} round {round_number}: measured {measured}")
+            records.append(
+                {
+                    "round": round_number,
+                    "order": [key for key, _ in configs],
+                    "calibration": calibration,
+                    "predicted": predicted,
+                    "measured_qps": measured,
+                    "measured_over_predicted": {
+                        key: round(measured[key] / predicted[key]["qps"], 3)
+                        if predicted[key]["qps"]
+                        else None
+                        for key in measured
+                    },
+                }
+            )
+    assert tuned is not None
+    return {
+        "model": model,
+        "target_ms": target,
+        "tuned_cpu_config": tuned.to_dict(),
+        "rounds": records,
+        "columns": {key: column_summary(records, key) for key in ("whole_query", "tuned_cpu")},
+    }
 
 
 def spread(values: list[float]) -> dict[str, float]:
     median = statistics.median(values)
     return {
-        "median_qps": round(median, 2),
-        "min_qps": round(min(values), 2),
-        "max_qps": round(max(values), 2),
+        "median": round(median, 3),
+        "min": round(min(values), 3),
+        "max": round(max(values), 3),
         "spread_pct": round(100 * (max(values) - min(values)) / median, 1) if median else 0.0,
     }
 
 
-def run_model(model: str, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
-    sizes = workdir / "heavy-sizes.txt"
-    draws = HEAVY_TAILED.draw(np.random.default_rng(0), 20000)
-    sizes.write_text("\n".join(str(size) for size in draws.tolist()) + "\n")
-    with running_pod(model, WORKERS, CALIBRATION_BATCH, workdir) as url:
-        calibration = calibrate(url, model, args.calibration_s)
-        target = calibrated_target_ms(model, calibration)
-        predicted = predict(model, calibration, "operating", target)
-        light = predict(model, calibration, "light", target)
-        log(f"{model} calibration {calibration}, predicted {predicted}")
-        runs = measure(url, model, sizes, target, predicted, args.rounds, workdir)
-        repeat = None
-        if model in args.repeat_check:
-            tuned = predicted["tuned_cpu_config"]
-            repeat = repeated_search(
-                url, model, sizes, target, tuned, 0.7 * predicted["tuned_cpu_qps"]
-            )
-    columns = {}
-    for key in ("whole_query", "tuned_cpu"):
-        measured = spread(runs[key])
-        columns[key] = {
-            "predicted_qps": predicted[f"{key}_qps"],
-            "predicted_light_calibration_qps": light[f"{key}_qps"],
-            "runs_qps": runs[key],
-            **measured,
-            "error": round(predicted[f"{key}_qps"] / measured["median_qps"] - 1, 4)
-            if measured["median_qps"]
-            else None,
-        }
-    return {
-        "model": model,
-        "target_ms": round(target, 3),
-        "profile_target_ms": round(target_ms(load_profile(model), TARGET_MULTIPLE), 3),
-        "tuned_cpu_config": predicted["tuned_cpu_config"],
-        "calibration": {key: round(value, 4) for key, value in calibration.items()},
-        "columns": columns,
-        "repeated_search": repeat,
+def column_summary(records: list[dict[str, Any]], key: str) -> dict[str, Any]:
+    ratios = [r["measured_over_predicted"][key] for r in records]
+    ratios = [value for value in ratios if value is not None]
+    summary: dict[str, Any] = {
+        "runs": len(records),
+        "measured_qps": spread([r["measured_qps"][key] for r in records]),
+        "predicted_qps": spread([r["predicted"][key]["qps"] for r in records]),
+        "ratio": spread(ratios) if ratios else None,
+        "rounds_within_tolerance": sum(abs(value - 1) <= TOLERANCE for value in ratios),
     }
-
-
-def write(out: Path, started: dt.datetime, load_before: list[float], results: list[Any]) -> None:
-    document = {
-        "date": started.strftime("%Y-%m-%d %H:%M UTC"),
-        "minutes": round((dt.datetime.now(dt.UTC) - started).total_seconds() / 60, 1),
-        "machine": f"{os.cpu_count()} CPUs, {platform.processor() or platform.machine()}, "
-        f"Python {platform.python_version()}",
-        "command": "flock /tmp/recsched-bench.lock .venv/bin/python bench/real_capacity.py",
-        "load_average": {"before": load_before, "after": [round(v, 2) for v in os.getloadavg()]},
-        "workers": WORKERS,
-        "sizes": HEAVY_TAILED.name,
-        "target_multiple": TARGET_MULTIPLE,
-        "tolerance": TOLERANCE,
-        "results": results,
-    }
-    out.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
-    report_path = out.with_suffix(".md")
-    tail = kept_tail(report_path, READING)
-    report_path.write_text(render(document) + ("\n" + tail if tail else ""), encoding="utf-8")
+    summary["within_tolerance"] = bool(ratios) and abs(summary["ratio"]["median"] - 1) <= TOLERANCE
+    return summary
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", default="rmc1,wnd")
-    parser.add_argument("--rounds", type=int, default=3, help="sweeps of [b, c] per model")
-    parser.add_argument("--calibration-s", type=float, default=15.0)
-    parser.add_argument(
-        "--repeat-check",
-        default="none",
-        help="models also searched with capacity --repeat 3 (adds ~3 min each)",
-    )
+    parser.add_argument("--rounds", type=int, default=3, help="calibrate-predict-measure rounds")
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args(argv)
     stop_on_sigterm()
-    load_before = [round(value, 2) for value in os.getloadavg()]
+    header = run_header()
     started = dt.datetime.now(dt.UTC)
-    results: list[dict[str, Any]] = []
+    document: dict[str, Any] = {
+        **header,
+        "workers": WORKERS,
+        "sizes": HEAVY_TAILED.name,
+        "calibration_items": list(CALIBRATION_ITEMS),
+        "target_multiple": TARGET_MULTIPLE,
+        "tolerance": TOLERANCE,
+        "trial": {"trial_s": TRIAL_S, "warmup_s": TRIAL_WARMUP_S, "min_queries": MIN_TRIAL_QUERIES},
+        "results": [],
+    }
     with tempfile.TemporaryDirectory(prefix="real-capacity-") as scratch:
         for model in args.models.split(","):
-            results.append(run_model(model, args, Path(scratch)))
-            write(args.out, started, load_before, results)  # what is done survives a timeout
-    print(args.out.with_suffix(".md").read_text(encoding="utf-8"))
+            document["results"].append(run_model(model, args.rounds, Path(scratch)))
+            document["load_average_after"] = load_average()
+            document["minutes"] = round((dt.datetime.now(dt.UTC) - started).total_seconds() / 60, 1)
+            write_results(args.out, document, render(document))  # what is done survives a timeout
     return 0
 
 
