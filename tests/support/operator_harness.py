@@ -77,7 +77,9 @@ class _OperatorThread:
         self, settings: OperatorSettings, options: Mapping[str, Any], *, stoppable: bool = True
     ) -> None:
         self.ready = threading.Event()
-        self.memo = kopf.Memo(operator_settings=settings)
+        self.memo = kopf.Memo(
+            operator_settings=settings, watched_namespaces=tuple(options.get("namespaces", ()))
+        )
         self.errors: list[BaseException] = []
         self._options = dict(options)
         self._started = threading.Event()

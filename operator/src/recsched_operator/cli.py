@@ -106,7 +106,9 @@ def _run_operator(args: argparse.Namespace) -> int:
     log_format = kopf.LogFormat.JSON if settings.log_format == "json" else kopf.LogFormat.FULL
     kopf.configure(verbose=args.verbose, log_format=log_format)
     try:
-        kopf.run(**kopf_run_options(args, settings), memo=kopf.Memo(operator_settings=settings))
+        # The start-up handler checks peering in the watched namespaces (`lifecycle.start`).
+        memo = kopf.Memo(operator_settings=settings, watched_namespaces=tuple(args.namespaces))
+        kopf.run(**kopf_run_options(args, settings), memo=memo)
     except Exception as exc:
         # A start-up handler that failed permanently (kopf has logged it) ends the operator;
         # kopf wraps it in a private ActivityError, so its cause carries our message.

@@ -41,7 +41,9 @@ def _now() -> datetime.datetime:
 
 @kopf.on.startup(id="startup")
 async def on_startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
-    memo.context, memo.health_server = await lifecycle.start(memo.operator_settings, settings)
+    memo.context, memo.health_server = await lifecycle.start(
+        memo.operator_settings, settings, memo.get("watched_namespaces", ())
+    )
 
 
 @kopf.on.login(id="login")

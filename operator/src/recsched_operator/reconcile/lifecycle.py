@@ -4,15 +4,18 @@ Kopf and the operator's own API client log in with the same `ConnectionInfo`: an
 settings when given (local clusters, tests), else the in-cluster service account, else kubeconfig.
 
 Peering: when kopf is given a peering name it makes peering mandatory, and with the peering CRD
-(or, cluster-wide, the peering object) absent it pauses every watch forever, logging only at
-debug level. So start-up checks both before kopf starts watching and fails with a message naming
-what to install (`helm/recsched/crds/kopfpeerings.kopf.dev.yaml`) or `--standalone`.
+absent, or the named peering object (cluster-wide: the ClusterKopfPeering; namespaced: the
+KopfPeering in any watched namespace) absent, it pauses every watch forever, logging only at
+debug level. So start-up checks them before kopf starts watching and fails with a message naming
+what to install (`helm/recsched/crds/kopfpeerings.kopf.dev.yaml`), what to create, or
+`--standalone`.
 """
 
 from __future__ import annotations
 
 import logging
 import random
+from collections.abc import Sequence
 
 import kopf
 
@@ -83,11 +86,21 @@ def kube_connection(info: kopf.ConnectionInfo) -> KubeConnection:
     )
 
 
-async def check_peering(kube: KubeApi, kopf_settings: kopf.OperatorSettings) -> None:
+def _is_pattern(namespace: str) -> bool:
+    """Kopf's namespace patterns: globs, negations and comma-separated lists."""
+    return any(char in namespace for char in "*?[]!,")
+
+
+async def check_peering(
+    kube: KubeApi, kopf_settings: kopf.OperatorSettings, namespaces: Sequence[str] = ()
+) -> None:
     """Fail start-up when kopf's mandatory peering could never activate (it would pause forever).
 
     Standalone or optional peering needs nothing. Cluster-wide, the named ClusterKopfPeering must
-    exist too; namespaced, only the CRD is checked (the watched namespaces may be globs).
+    exist too. Namespaced, kopf waits for the named KopfPeering in every watched namespace, so
+    each of `namespaces` (the `--namespace` flags) must hold one; a pattern (a glob) is skipped,
+    since resolving it would need the right to list namespaces, which a namespaced operator's
+    Role does not give.
     """
     peering = kopf_settings.peering
     if peering.standalone or not peering.mandatory:
@@ -95,19 +108,28 @@ async def check_peering(kube: KubeApi, kopf_settings: kopf.OperatorSettings) -> 
     plural = "clusterkopfpeerings" if peering.clusterwide else "kopfpeerings"
     for api_version in PEERING_API_VERSIONS:
         try:
-            served = plural in await kube.served_plurals(api_version)
-            if not served:
+            if plural not in await kube.served_plurals(api_version):
                 continue
-            if peering.clusterwide and peering.name not in await kube.list_names(
-                api_version, plural, None
-            ):
-                raise kopf.PermanentError(
-                    f"peering object {plural}/{peering.name} ({api_version}) does not exist: "
-                    "create it (the Helm chart's templates/peering.yaml does), "
-                    "or run with --standalone (one replica only)"
-                )
+            if peering.clusterwide:
+                found = peering.name in await kube.list_names(api_version, plural, None)
+                where = "" if found else " cluster-wide"
+            else:
+                missing = [
+                    namespace
+                    for namespace in dict.fromkeys(namespaces)
+                    if not _is_pattern(namespace)
+                    and peering.name not in await kube.list_names(api_version, plural, namespace)
+                ]
+                label = "namespace" if len(missing) == 1 else "namespaces"
+                where = f" in {label} {', '.join(missing)}" if missing else ""
         except KubeApiError as exc:
             raise kopf.PermanentError(f"cannot check kopf peering: {exc}") from exc
+        if where:
+            raise kopf.PermanentError(
+                f"peering object {plural}/{peering.name} ({api_version}) does not exist{where}: "
+                "create it (the Helm chart's templates/peering.yaml does), "
+                "or run with --standalone (one replica only)"
+            )
         return
     raise kopf.PermanentError(
         f"peering CRD {plural}.kopf.dev is not installed, so kopf would pause every watch: "
@@ -117,13 +139,17 @@ async def check_peering(kube: KubeApi, kopf_settings: kopf.OperatorSettings) -> 
 
 
 async def start(
-    settings: OperatorSettings, kopf_settings: kopf.OperatorSettings
+    settings: OperatorSettings,
+    kopf_settings: kopf.OperatorSettings,
+    namespaces: Sequence[str] = (),
 ) -> tuple[OperatorContext, HealthServer]:
+    """Configure kopf, log in, check peering (`namespaces`: the watched ones, none when
+    cluster-wide), start the metrics server; the context the handlers share."""
     configure_kopf(kopf_settings, settings)
     info = resolve_connection(settings, kopf_settings)
     kube = KubeApi(kube_connection(info), timeout_s=settings.api_timeout_s)
     try:
-        await check_peering(kube, kopf_settings)
+        await check_peering(kube, kopf_settings, namespaces)
     except kopf.PermanentError:
         await kube.aclose()
         raise
