@@ -69,7 +69,7 @@ ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "docs/benchmarks/real_capacity.json"
 WORKERS = 2
 CALIBRATION_ITEMS = (4, 16, 64, 256, 1024)
-SATURATION_S = 4.0
+SATURATION_S = 3.0
 TARGET_MULTIPLE = 1.0  # x a worker's calibrated time for a 1024-item request
 WHOLE_QUERIES = KnobConfig(1024, 1025)
 TOLERANCE = 0.15
@@ -198,8 +198,8 @@ def predict(
         long_qps = long.capacity_qps(config)
         predicted[key] = {
             "qps": round(trial_capacity(scenario, config, long_qps), 2),
-            "long_window_qps": round(long_qps, 2),
-            "work_bound_qps": round(work_bound_qps(scenario, config, long.traffic.items), 2),
+            "long_window_qps": round(float(long_qps), 2),
+            "work_bound_qps": round(float(work_bound_qps(scenario, config, long.traffic.items)), 2),
         }
     return tuned, predicted
 
