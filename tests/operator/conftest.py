@@ -1,6 +1,7 @@
 """Operator test fixtures: the Kubernetes emulator with the resources the operator uses.
 
-Every API request an emulator received is added to `SENT_PERMISSIONS` for the RBAC coverage test.
+Every API request an emulator received is added to `SENT_PERMISSIONS` (or, for an operator run
+namespaced, `NAMESPACED_SENT_PERMISSIONS`) for the RBAC coverage test.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import kmock
 import pytest
 
 from support.kube_emulator import KubeEmulator, sent_permissions
-from support.operator_harness import RECMODELS, SENT_PERMISSIONS
+from support.operator_harness import NAMESPACED_SENT_PERMISSIONS, RECMODELS, SENT_PERMISSIONS
 
 
 @pytest.fixture
@@ -31,4 +32,5 @@ async def kube() -> AsyncIterator[KubeEmulator]:
                 resource, kind, subresources=("status",) if kind in ("Deployment", "Pod") else ()
             )
         yield emulator
-        SENT_PERMISSIONS.update(sent_permissions(emulator.requests))
+        sent = NAMESPACED_SENT_PERMISSIONS if emulator.namespaced_operator else SENT_PERMISSIONS
+        sent.update(sent_permissions(emulator.requests))

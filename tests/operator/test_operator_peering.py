@@ -37,6 +37,12 @@ def run_options(kube: KubeEmulator, *flags: str) -> dict[str, object]:
     return kopf_run_options(args, operator_settings(kube))
 
 
+def namespaced_run_options(kube: KubeEmulator, *namespaces: str) -> dict[str, object]:
+    """`run -n NS ...`; the emulator's requests then count against the namespace-scope RBAC."""
+    kube.namespaced_operator = True
+    return run_options(kube, *(flag for namespace in namespaces for flag in ("-n", namespace)))
+
+
 def add_peering(kube: KubeEmulator, namespace: str | None) -> None:
     """The peering object the Helm chart creates (cluster-wide, or in `namespace`)."""
     resource, kind = (
@@ -96,7 +102,7 @@ async def test_peering_run_with_crd_and_object_reconciles(kube: KubeEmulator) ->
 
 
 async def test_namespaced_run_without_the_crd_fails_start_naming_it(kube: KubeEmulator) -> None:
-    error = await failed_start(operator_settings(kube), run_options(kube, "-n", "ns1"))
+    error = await failed_start(operator_settings(kube), namespaced_run_options(kube, "ns1"))
     assert isinstance(error.__cause__, kopf.PermanentError), repr(error)
     assert "kopfpeerings.kopf.dev is not installed" in str(error.__cause__)
 
@@ -108,7 +114,7 @@ async def test_namespaced_run_fails_start_naming_the_namespace_without_its_peeri
     kube.declare(NAMESPACED_PEERINGS, "KopfPeering")
     add_peering(kube, "ns1")
     add_peering(kube, "other")  # not watched: it does not stand in for ns2's
-    options = run_options(kube, "-n", "ns1", "-n", "ns2")
+    options = namespaced_run_options(kube, "ns1", "ns2")
     error = await failed_start(operator_settings(kube), options)
     cause = error.__cause__
     assert isinstance(cause, kopf.PermanentError), repr(error)
@@ -122,7 +128,7 @@ async def test_namespaced_run_with_a_peering_object_per_watched_namespace_reconc
     kube.declare(NAMESPACED_PEERINGS, "KopfPeering")
     add_peering(kube, "ns1")
     add_peering(kube, "ns2")
-    options = run_options(kube, "-n", "ns1", "-n", "ns2")
+    options = namespaced_run_options(kube, "ns1", "ns2")
     async with running_operator(operator_settings(kube), kopf_options=options):
         await create(kube, recmodel())
         await eventually(lambda: obj(kube, "apps/v1/deployments", "ns1", "rm1-cpu"))
@@ -142,6 +148,7 @@ async def test_cli_run_checks_the_peering_object_of_each_namespace_it_watches(
     kube: KubeEmulator, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     kube.declare(NAMESPACED_PEERINGS, "KopfPeering")
+    kube.namespaced_operator = True
     monkeypatch.setenv("RECSCHED_KUBE_API_URL", str(kube.url).rstrip("/"))
     monkeypatch.setenv("RECSCHED_METRICS_PORT", "0")
     assert await asyncio.to_thread(main, ["run", "--namespace", "ns1"]) == 1

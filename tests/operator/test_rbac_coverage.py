@@ -3,7 +3,7 @@
 One scenario exercises every API path (peering on, create with a ready pod to push to, a pool
 removed, delete), and the (apiGroup, resource, verb) of each request the emulator received must
 equal the chart's ClusterRole. Requests from every other emulator test in the session must be
-granted too.
+granted too: by the ClusterRole, or for operators run namespaced, by the namespace-scope Roles.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import pytest
 from support.chart_rbac import granted_permissions, render_chart
 from support.kube_emulator import KubeEmulator, sent_permissions
 from support.operator_harness import (
+    NAMESPACED_SENT_PERMISSIONS,
     SENT_PERMISSIONS,
     create,
     eventually,
@@ -76,3 +77,6 @@ async def test_operator_requests_equal_the_chart_rbac(kube: KubeEmulator) -> Non
     assert sent - granted == set(), "used but not granted"
     assert granted - sent == set(), "granted but never used"
     assert SENT_PERMISSIONS - granted == set(), "used elsewhere in the suite but not granted"
+    namespace_scope = {"rbac": {"scope": "namespace", "watchNamespaces": ["ns1", "ns2"]}}
+    granted_in_namespaces = granted_permissions(render_chart(namespace_scope))
+    assert NAMESPACED_SENT_PERMISSIONS - granted_in_namespaces == set(), "namespaced, not granted"

@@ -62,6 +62,9 @@ class KubeEmulator(kmock.KubernetesEmulator):
 
     _versions: itertools.count[int] = attrs.field(factory=lambda: itertools.count(1), init=False)
     latest_version: int = attrs.field(default=0, init=False)
+    namespaced_operator: bool = attrs.field(default=False, init=False)
+    """Set by a test that runs the operator namespaced (`-n`): its requests are then checked
+    against the chart's namespace-scope RBAC instead of the cluster-scope one."""
 
     def _next_version(self) -> str:
         self.latest_version = next(self._versions)

@@ -24,6 +24,8 @@ from support.waiting import eventually as eventually  # re-exported: tests impor
 RECMODELS = "recsched.io/v1alpha1/recmodels"
 SENT_PERMISSIONS: set[tuple[str, str, str]] = set()
 """(apiGroup, resource, verb) of every request any emulator received in this session."""
+NAMESPACED_SENT_PERMISSIONS: set[tuple[str, str, str]] = set()
+"""The same, from emulators whose operator ran namespaced (`KubeEmulator.namespaced_operator`)."""
 
 BASE_RECMODEL: dict[str, Any] = {
     "apiVersion": "recsched.io/v1alpha1",
