@@ -70,7 +70,7 @@ class QueueTransport:
         loop = asyncio.get_running_loop()
         arrival_s = loop.time()
         self.arrivals_s.append(arrival_s)
-        await asyncio.sleep(self.departure_s(arrival_s) - arrival_s)
+        await asyncio.sleep(self.departure_s(arrival_s) - arrival_s)  # the subject: the queue
         return None
 
     async def aclose(self) -> None:

@@ -52,7 +52,7 @@ class FakeTransport:
             block_for(self.stall_s)  # the point: a frozen event loop
         if self.overhead_s:
             block_for(self.overhead_s)  # blocking per-send work
-        await asyncio.sleep(self.service_s)
+        await asyncio.sleep(self.service_s)  # the subject: service time, on the virtual clock
         return None
 
     async def aclose(self) -> None:
