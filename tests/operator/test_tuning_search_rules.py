@@ -4,7 +4,11 @@ Each rule fixed a class of runs that stopped short of the grid optimum: a thresh
 nothing for several grid steps (the offload jump, and looking past flat stretches while
 overloaded), an optimum between a long step's ends (contraction on the same knob), an optimum
 that needs both knobs moved (the diagonal), and a saturated pool whose latency still meets the
-target (not counted as overloaded, so 2% noise cannot make a good config look hopeless).
+target (not counted as overloaded, so 2% noise cannot make a good config look hopeless). Later
+rules cut decisions and probes over target: a threshold that swamped the GPU pool rules out every
+lower one at any batch size, a config whose measured use scaled to today's load reaches 1 is not
+probed again, an overloaded pool sets the threshold's direction, and a batch step that changes
+nothing while overloaded hands the search to the threshold.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from recsched_operator.tuner import (
     TuningSettings,
     decide_next_config,
 )
-from recsched_operator.tuner.compass import pick_candidate
+from recsched_operator.tuner.compass import known_configs, pick_candidate
 from recsched_operator.tuner.objective import capacity_use
 from recsched_operator.tuner.settings import TuningMode
 from recsched_operator.tuner.state import Trial, TuningState
@@ -159,3 +163,68 @@ def test_before_converging_the_search_probes_the_diagonal_where_both_knobs_move(
     candidate = pick_candidate(incumbent, state, observation, BOUNDS, SETTINGS, SLO)
     assert candidate is not None and candidate.diagonal
     assert candidate.config == KnobConfig(64, 256)
+
+
+def test_a_threshold_that_swamped_the_gpu_pool_is_ruled_out_at_every_batch_size() -> None:
+    # The GPU pool's work depends on the threshold alone: T = 128 swamped it at B = 64, so the
+    # offload jump to T = 128 from B = 256 would swamp it again (rmc2, issue 15).
+    incumbent = KnobConfig(256, 1025)
+    swamped = Trial(KnobConfig(64, 128), OVERLOADED_USE, 900.0, 1000.0, "broke-slo", 0.0, 1, 1.5)
+    state = replace(searching(incumbent, 0.6), focus_knob="threshold", trials=(swamped,))
+    idle_gpu = window(cpu_utilization=0.6, offloaded_fraction=0.0, mean_query_items=164.0)
+    candidate = pick_candidate(incumbent, state, idle_gpu, BOUNDS, SETTINGS, SLO)
+    assert candidate is not None and candidate.config.offload_threshold > 128, candidate
+
+
+@pytest.mark.parametrize(("measured_use", "lost"), [(0.8, True), (0.6, False)])
+def test_a_config_whose_use_scaled_to_todays_load_reaches_one_is_not_probed_again(
+    measured_use: float, lost: bool
+) -> None:
+    # Measured within target at 1000 qps; the load is now 1500 qps: 0.8 x 1.5 >= 1 would
+    # overload it (WnD's drift run), 0.6 x 1.5 would not.
+    earlier = Trial(KnobConfig(32, 128), measured_use, 11.0, 1000.0, "worse", 0.0, 1)
+    state = replace(
+        searching(KnobConfig(16, 64), 0.9), epoch=2, reference_qps=1500.0, trials=(earlier,)
+    )
+    assert (KnobConfig(32, 128) in known_configs(state, SETTINGS)) is lost
+
+
+def test_an_overloaded_gpu_pool_turns_the_threshold_up_against_its_momentum() -> None:
+    # The jump (or a long step down) left the GPU pool swamped: undo it first, not push on.
+    incumbent = KnobConfig(1024, 128)
+    state = replace(
+        searching(incumbent, OVERLOADED_USE),
+        focus_knob="threshold",
+        threshold_direction=-1,
+        threshold_step=2,
+    )
+    swamped_gpu = window(p95_ms=400.0, cpu_utilization=0.7, gpu_utilization=1.3)
+    candidate = pick_candidate(incumbent, state, swamped_gpu, BOUNDS, SETTINGS, SLO)
+    assert candidate is not None and candidate.knob == "threshold" and candidate.direction == 1
+
+
+def test_a_batch_step_that_changes_nothing_while_overloaded_hands_over_to_the_threshold() -> None:
+    incumbent, probe = KnobConfig(64, 1025), KnobConfig(256, 1025)
+    overloaded = window(
+        p95_ms=20000.0,
+        cpu_utilization=5.6,
+        batch_size_items=256,
+        offload_threshold_items=1025,
+    )
+    use = capacity_use(overloaded, SLO, SETTINGS) or 0.0
+    state = replace(
+        searching(incumbent, use),
+        reference_ms=20000.0,
+        probe=probe,
+        probe_knob="batch",
+        probe_step=2,
+        batch_step=2,
+        batch_direction=1,
+        focus_knob="batch",
+        last_change_s=0.0,
+    )
+    decision, after = decide_next_config(
+        overloaded, probe, state, BOUNDS, SLO, SETTINGS, TuningMode.AUTO, 100.0
+    )
+    assert decision.action == "rollback" and "within the 3% band" in decision.reason
+    assert after.focus_knob == "threshold"

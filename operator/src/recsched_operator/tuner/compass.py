@@ -68,6 +68,15 @@ def load_comparable(qps: float | None, reference_qps: float | None, fraction: fl
     return abs(qps - reference_qps) <= fraction * max(reference_qps, 1e-9)
 
 
+def _lost_ceiling_qps(state: TuningState, settings: TuningSettings) -> float | None:
+    """Highest load at which a measurement over the target still proves a config lost now: about
+    the incumbent's load, while the incumbent meets the target (None otherwise)."""
+    target = state.slo_target_ms
+    if target is None or state.reference_qps is None or (state.reference_ms or 0.0) > target:
+        return None
+    return state.reference_qps * (1 + settings.comparable_load_fraction)
+
+
 def known_configs(state: TuningState, settings: TuningSettings) -> set[KnobConfig]:
     """Configs whose verdict in this search still holds: tried at comparable load, or incumbent."""
     known = {
@@ -76,25 +85,51 @@ def known_configs(state: TuningState, settings: TuningSettings) -> set[KnobConfi
         if trial.epoch == state.epoch
         and load_comparable(trial.qps, state.reference_qps, settings.comparable_load_fraction)
     }
-    # Across a re-tune, while the incumbent meets the target, a config measured over that
-    # target at no more than about this load stays lost: latency only grows with load, so it
-    # would break the target again and be rolled back ("broke-slo"). A load rise or an SLO edit
-    # otherwise re-probes such configs, each an interval over target.
+    # While the incumbent meets the target, a config measured over that target at no more than
+    # about this load stays lost, in this search or an earlier one: latency only grows with
+    # load, so it would break the target again and be rolled back ("broke-slo"). A load rise, an
+    # SLO edit or a search still running when the load stepped up otherwise re-probes such
+    # configs, each an interval over target.
+    # Likewise a config whose capacity use, scaled to this load (utilisation grows in proportion
+    # to it), reaches 1: measured at 84% busy before a +50% load step, it would be overloaded now
+    # (WnD's drift run, issue 15).
+    ceiling = _lost_ceiling_qps(state, settings)
     target = state.slo_target_ms
-    if (
-        target is not None
-        and state.reference_qps is not None
-        and (state.reference_ms or 0.0) <= target
-    ):
-        ceiling = state.reference_qps * (1 + settings.comparable_load_fraction)
+    qps = state.reference_qps
+    if ceiling is not None and target is not None and qps is not None:
         known |= {
             trial.config
             for trial in state.trials
-            if trial.epoch < state.epoch and trial.latency_ms > target and trial.qps <= ceiling
+            if (trial.latency_ms > target and trial.qps <= ceiling)
+            or trial.use * qps / max(trial.qps, 1e-9) >= 1.0
         }
     if state.incumbent is not None:
         known.add(state.incumbent)
     return known
+
+
+def swamped_threshold(state: TuningState, settings: TuningSettings) -> int | None:
+    """The largest threshold measured with the GPU pool overloaded and the target broken, at no
+    more than about the incumbent's load (None if none).
+
+    The GPU pool's work depends on the threshold alone (whole queries of that size and up), not
+    on the batch size, so every config at or below that threshold swamps the GPU pool again,
+    whatever its batch size: probing one costs an interval far over target (a search that had
+    learnt T = 128 swamps the GPU at B = 64 tried it again at B = 256: rmc2, issue 15).
+    """
+    target = state.slo_target_ms
+    if target is None or state.reference_qps is None:
+        return None
+    # Unlike `known_configs`, this holds while the incumbent is over the target too.
+    ceiling = state.reference_qps * (1 + settings.comparable_load_fraction)
+    swamped = [
+        trial.config.offload_threshold
+        for trial in state.trials
+        if (trial.gpu_utilization or 0.0) >= 1.0
+        and trial.latency_ms > target
+        and trial.qps <= ceiling
+    ]
+    return max(swamped, default=None)
 
 
 def _pool_pressure(observation: Observation) -> tuple[float | None, float | None]:
@@ -139,7 +174,15 @@ def direction_order(
     bounds: TuningBounds,
     slo: SloTarget,
 ) -> tuple[int, int]:
-    """Which way to try `knob` first: momentum, else what the observation points at."""
+    """Which way to try `knob` first: momentum, else what the observation points at; for the
+    threshold, an overloaded pool overrides momentum (send it fewer queries: a jump or a step
+    that overshot into swamping the GPU pool is undone first, not pushed further)."""
+    if knob == "threshold":
+        cpu_use, gpu_use = observation.cpu_utilization, observation.gpu_utilization
+        if gpu_use is not None and gpu_use >= 1.0 and (cpu_use is None or gpu_use > cpu_use):
+            return (1, -1)
+        if cpu_use is not None and cpu_use >= 1.0 and gpu_use is not None and cpu_use > gpu_use:
+            return (-1, 1)
     remembered = state.direction(knob)
     if remembered:
         return (remembered, -remembered)
@@ -243,6 +286,10 @@ def pick_candidate(
     moves one position at a time, so it does not overshoot into an SLO breach and back.
     """
     known = known_configs(state, settings)
+    swamped = swamped_threshold(state, settings)
+    if swamped is not None and state.incumbent is not None:
+        swamped = min(swamped, state.incumbent.offload_threshold - 1)
+        known |= {config for config in bounds.configs() if config.offload_threshold <= swamped}
     ties = {
         trial.config
         for trial in state.trials

@@ -231,7 +231,16 @@ def search_step(
         again = replace(state, probe_use=use, probe_ms=measure.latency_ms, probe_count=1)
         return Decision("probe", reason, current, False, current, current), again
     state = replace(state, probe_use=None, probe_ms=None, probe_count=0)
-    trial = Trial(probe, use, measure.latency_ms, qps, verdict, now_s, state.epoch)
+    trial = Trial(
+        probe,
+        use,
+        measure.latency_ms,
+        qps,
+        verdict,
+        now_s,
+        state.epoch,
+        observation.gpu_utilization,
+    )
     state = state.with_trial(trial, settings.history_length)
     reference_use = state.reference_use or use
     versus = (
@@ -283,6 +292,12 @@ def search_step(
     # to the other one: the bottleneck it left is what the other knob moves (a CPU pool
     # that no batch size relieves any more needs the threshold).
     others = [k for k in KNOBS if k != knob and len(bounds.grid(k)) > 1]
-    focus = knob if overshot else others[0] if overloaded(state, settings) and others else None
+    stuck = overloaded(state, settings)
+    if stuck and verdict == "tie" and knob == "batch" and others:
+        # A batch step that changed nothing while overloaded: the batch is not what holds the
+        # pools back (a CPU pool swamped by queries the GPU pool could take); contracting onto
+        # it spent five decisions on batch sizes costing the same (rmc2 on the H200, issue 15).
+        overshot = False
+    focus = knob if overshot else others[0] if stuck and others else None
     new_state = replace(state, probe=None, last_change_s=now_s, focus_knob=focus)
     return Decision.move("rollback", current, incumbent, reason), new_state

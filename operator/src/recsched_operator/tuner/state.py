@@ -29,6 +29,8 @@ class Trial:
     verdict: Verdict
     at_s: float
     epoch: int
+    gpu_utilization: float | None = None
+    """The GPU pool's utilisation in the probe's window (None: no GPU pool or not reported)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -39,6 +41,7 @@ class Trial:
             "verdict": self.verdict,
             "atS": self.at_s,
             "epoch": self.epoch,
+            "gpuUtilization": self.gpu_utilization,
         }
 
     @classmethod
@@ -51,6 +54,9 @@ class Trial:
             verdict=cast(Verdict, data["verdict"]),
             at_s=float(data["atS"]),
             epoch=int(data["epoch"]),
+            gpu_utilization=None
+            if data.get("gpuUtilization") is None
+            else float(data["gpuUtilization"]),
         )
 
 
