@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 PROFILE_BATCH_ITEMS: tuple[int, ...] = (1, 4, 16, 64, 256, 1024)
-SHIPPED_PROFILES = Path(__file__).parent / "gpu_profiles"  # measured by bench/gpu_profile.py
+SHIPPED_PROFILES = Path(__file__).parents[1] / "gpu_profiles"  # by bench/gpu_profile.py
 
 # GPU-over-CPU speedup at batch 1/4/16/64/256/1024, read off the released repo's figure
 # (experiments/speedup/png/model_speedup.png; facts file section 1.4).
