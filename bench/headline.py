@@ -35,7 +35,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from headline_report import write_report
 
 from recsched_operator.tuner import KnobConfig, TuningBounds

@@ -16,6 +16,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from harness import cpu_model, load_average
+
 ROOT = Path(__file__).resolve().parents[1]
 POLICY = "operator/src/recsched_operator/tuning"
 SHAPE_TEXT = {
@@ -237,14 +239,14 @@ def write_report(
     """Write `out` (.md) and its .json; refresh the table block of `summary` when given."""
     run = {
         "command": f"nice -n 10 .venv/bin/python {command}",
-        "machine": f"{platform.node()} ({os.cpu_count()} shared cores)",
+        "machine": f"{platform.node()} ({os.cpu_count()} shared cores, {cpu_model()})",
         "date": f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC",
         "seeds": list(seeds),
         "runsPerTunedColumn": len(seeds),
         "capacityTraffic": "5000 queries, seed 0, 10 bisection steps",
         "policyCommit": policy_commit(),
         "wallS": round(wall_s),
-        "loadAverageAtEnd": [round(x, 2) for x in os.getloadavg()],
+        "loadAverageAtEnd": load_average(),
     }
     rows = [{**with_ratios(row), "run": run} for row in rows]
     out.parent.mkdir(parents=True, exist_ok=True)

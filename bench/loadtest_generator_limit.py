@@ -16,12 +16,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import platform
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+
+from harness import load_average, run_header
 
 from recsched_loadtest.arrivals import constant_rate
 from recsched_loadtest.capacity import run_workload
@@ -111,23 +111,6 @@ async def _find_limit(
     }
 
 
-def _machine() -> dict[str, Any]:
-    model = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ),
-        platform.processor(),
-    )
-    return {
-        "nproc": os.cpu_count(),
-        "cpu_model": model,
-        "loadavg_before": os.getloadavg(),
-        "python": platform.python_version(),
-    }
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", default="aiohttp,httpx")
@@ -140,7 +123,7 @@ def main() -> int:
     parser.add_argument("--max-lag-ms", type=float, default=10.0)
     parser.add_argument("--out", help="write the results as JSON here")
     args = parser.parse_args()
-    machine = _machine()
+    header = run_header()
     server = subprocess.Popen([sys.executable, str(SERVER)], stdout=subprocess.PIPE, text=True)
     try:
         assert server.stdout is not None
@@ -162,8 +145,12 @@ def main() -> int:
     finally:
         server.terminate()
         server.wait(timeout=10)
-    machine["loadavg_after"] = os.getloadavg()
-    document = {"machine": machine, "settings": vars(args), "results": results}
+    document = {
+        **header,
+        "load_average_after": load_average(),
+        "settings": vars(args),
+        "results": results,
+    }
     for result in results:
         print(
             f"{result['client']} {result['arrivals']}: highest sustained rate "

@@ -28,12 +28,10 @@ from typing import Any
 
 import numpy as np
 import torch
+from harness import cpu_model
 
 from recsched_pod.dataplane.gpu_emulation import PROFILE_BATCH_ITEMS, SPEEDUP_OVER_CPU
 from recsched_pod.models import MODEL_NAMES, build_model, random_query
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from pod_throughput import _cpu_model
 
 BATCH_ITEMS = tuple(2**k for k in range(11))
 SCALE = 0.01
@@ -83,8 +81,7 @@ def profile_model(name: str, budget_s: float) -> dict[str, object]:
         "model": name,
         "scale": SCALE,
         "measured_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "machine": f"{platform.node()}: {_cpu_model() or 'unknown'}, "
-        f"{os.cpu_count()} cores (shared)",
+        "machine": f"{platform.node()}: {cpu_model()}, {os.cpu_count()} cores (shared)",
         "load_average_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)],
         "torch": torch.__version__,
         "python": platform.python_version(),

@@ -13,133 +13,59 @@ query duration gives the fixed per-query cost of HTTP and decoding. The three va
 are then predicted blind. Beside it: a calibration from the pod's measured capacity, one
 corrected with each predicted run's own compute speed (not blind), and one with the compute speed
 of one more run at an operating load that is not predicted (60%; blind): a worker that idles
-between requests computes slower than a busy one (docs/benchmarks/tuner.md).
+between requests computes slower than a busy one (docs/benchmarks/tuner.md). `--reanalyse`
+predicts recorded runs again with the occupancy and drift-corrected calibrations.
 
     .venv/bin/python bench/simulator_validation.py [--workers 1] [--batch 64] [--duration-s 40]
 
-Writes docs/benchmarks/simulator_validation.json and prints a markdown table.
+Writes docs/benchmarks/simulator_validation.json and its tables to simulator_validation.md
+(the reading is in docs/benchmarks/tuner.md).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime as dt
 import json
-import os
-import platform
-import socket
-import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from prometheus_client.parser import text_string_to_metric_families
+from harness import (
+    free_port,
+    load_average,
+    loadtest_json,
+    metric_deltas,
+    metric_totals,
+    run_header,
+    write_results,
+)
+from harness import running_pod as harness_running_pod
+from simulator_validation_report import render
 
 from recsched_operator.tuner.simulation.engine import ClusterShape, simulate_window
 from recsched_operator.tuner.simulation.profiles import ServiceProfile, load_profile
 from recsched_operator.tuner.simulation.workload import PAPER_LOGNORMAL
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from simulator_validation_report import MARKER, render
-
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "docs/benchmarks/simulator_validation.json"
-REPORT = ROOT / "docs/benchmarks/tuner.md"
-"""This script owns docs/benchmarks/tuner.md from this heading on; tuner_convergence.py keeps it."""
-EARLIER = "### The previous run, for the spread between runs"
-PYTHON = sys.executable
 OPERATING_LOAD = 0.6  # the operating-load calibration run's share of the work bound
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+POD_METRICS = ("recsched_request_compute_seconds", "recsched_query_duration_seconds")
+__all__ = ["free_port"]  # transitional: bench/peer_servers.py (H1) imports it from here
 
 
 @contextlib.contextmanager
 def running_pod(
     model: str, workers: int, batch: int, workdir: Path, extra_args: tuple[str, ...] = ()
 ) -> Iterator[str]:
-    port = free_port()
-    config = workdir / f"{model}-config.json"
-    config.write_text(
-        json.dumps(
-            {"generation": 1, "batchSize": batch, "offloadThreshold": 1025, "workers": workers}
-        )
-    )
-    token = workdir / "token"
-    token.write_text("validation\n")
-    log = (workdir / f"{model}-pod.log").open("wb")
-    process = subprocess.Popen(
-        [
-            PYTHON,
-            "-m",
-            "recsched_pod",
-            "--model",
-            model,
-            "--scale",
-            "0.01",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            str(workers),
-            "--config",
-            str(config),
-            "--admin-token-file",
-            str(token),
-            "--recmodel",
-            "validation",
-            "--log-level",
-            "WARNING",
-            *extra_args,
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            with (
-                contextlib.suppress(OSError),
-                urllib.request.urlopen(f"{url}/v2/health/ready", timeout=1) as reply,
-            ):
-                if reply.status == 200:
-                    break
-            if process.poll() is not None:
-                raise RuntimeError(f"pod exited: {(workdir / f'{model}-pod.log').read_text()}")
-            time.sleep(0.5)
-        yield url
-    finally:
-        process.terminate()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            process.wait(timeout=10)
-        if process.poll() is None:
-            process.kill()
-        log.close()
-
-
-def pod_totals(url: str) -> dict[str, float]:
-    """Sums and counts of the pod's compute and query-duration histograms."""
-    with urllib.request.urlopen(f"{url}/metrics", timeout=5) as reply:
-        text = reply.read().decode()
-    totals: dict[str, float] = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name.endswith(("_sum", "_count")) and sample.name.startswith(
-                ("recsched_request_compute_seconds", "recsched_query_duration_seconds")
-            ):
-                totals[sample.name] = totals.get(sample.name, 0.0) + sample.value
-    return totals
+    """Transitional: bench/peers.py (H1) still calls this shape; use harness.running_pod."""
+    with harness_running_pod(
+        model, workers=workers, batch=batch, extra_args=extra_args, workdir=workdir
+    ) as pod:
+        yield pod.url
 
 
 def load(
@@ -150,40 +76,18 @@ def load(
     seed: int,
     max_in_flight: int | None = None,
 ) -> dict[str, Any]:
-    """One load-generator run; returns its JSON report plus the pod's histogram deltas."""
-    before = pod_totals(url)
+    """One `recsched-loadtest run` (paper sizes, 5 s warm-up); its JSON summary plus the pod's
+    mean compute per request and mean query duration over it."""
+    before = metric_totals(url, POD_METRICS)
     cap = [] if max_in_flight is None else ["--max-in-flight", str(max_in_flight)]
-    report = subprocess.run(
+    result = loadtest_json(
         [
-            PYTHON,
-            "-m",
-            "recsched_loadtest",
-            "run",
-            *cap,
-            "--url",
-            url,
-            "--model",
-            model,
-            "--sizes",
-            "paper",
-            "--rate",
-            f"{rate:.3f}",
-            "--duration-s",
-            str(duration_s),
-            "--warmup-s",
-            "5",
-            "--seed",
-            str(seed),
-            "--json",
-            "--quiet",
-        ],
-        check=True,
-        capture_output=True,
-        text=True,
+            *("run", *cap, "--url", url, "--model", model, "--sizes", "paper"),
+            *("--rate", f"{rate:.3f}", "--duration-s", str(duration_s), "--warmup-s", "5"),
+            *("--seed", str(seed)),
+        ]
     )
-    after = pod_totals(url)
-    result: dict[str, Any] = json.loads(report.stdout)
-    delta = {k: after.get(k, 0.0) - before.get(k, 0.0) for k in after}
+    delta = metric_deltas(before, metric_totals(url, POD_METRICS))
     result["pod_mean_compute_s"] = delta["recsched_request_compute_seconds_sum"] / max(
         delta["recsched_request_compute_seconds_count"], 1
     )
@@ -292,7 +196,8 @@ def validate(
     profile = load_profile(model)
     items = PAPER_LOGNORMAL.draw(np.random.default_rng(0), 50000)
     work_per_query_s = float(profile.cpu_query_work_s(items, batch).mean())
-    with running_pod(model, workers, batch, workdir) as url:
+    with harness_running_pod(model, workers=workers, batch=batch, workdir=workdir) as pod:
+        url = pod.url
         load(url, model, 0.1 * workers / work_per_query_s, 8, 99)  # warm-up, discarded
         calibration_rate = 0.15 * workers / work_per_query_s
         calibration = load(url, model, calibration_rate, duration_s, 1)
@@ -460,43 +365,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.reanalyse:
         print(reanalyse(json.loads(args.reanalyse.read_text())))
         return 0
-    load_before = os.getloadavg()[0]
+    header = run_header()
     with tempfile.TemporaryDirectory(prefix="recsched-validation-") as tmp:
         results = [
             validate(model, args.workers, args.batch, args.duration_s, Path(tmp))
             for model in args.models
         ]
-    document = {
-        "measured_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "machine": f"{platform.node()}, {os.cpu_count()} cores (shared)",
-        "load_average_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)],
-        "command": "bench/simulator_validation.py " + " ".join(argv or sys.argv[1:]),
-        "results": results,
-    }
-    args.out.write_text(json.dumps(document, indent=1) + "\n")
-    section = render(document, args)
-    print(section)
-    previous = REPORT.read_text() if REPORT.exists() else ""
-    head, earlier = previous, ""
-    if MARKER in previous:
-        head, old = previous[: previous.index(MARKER)], previous[previous.index(MARKER) :]
-        # Keep the previous run below the new one: on shared cores the same point measured
-        # twice differs by more than the simulator's error, and the spread belongs in the record.
-        old = old.split(EARLIER)[0][len(MARKER) :].strip()
-        # Its JSON is about to be overwritten: point at the commit that holds it.
-        holder = subprocess.run(
-            ["git", "log", "-1", "--format=%h", "--", str(args.out)],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-        ).stdout.strip()
-        if holder:
-            old = old.replace(
-                "raw data in `docs/benchmarks/simulator_validation.json`",
-                f"raw data in git (`git show {holder}:docs/benchmarks/simulator_validation.json`)",
-            )
-        earlier = f"\n{EARLIER}\n\n{old}\n" if old else ""
-    REPORT.write_text((head.rstrip() + "\n\n" if head.strip() else "") + section + earlier)
+    document = {**header, "load_average_after": load_average(), "results": results}
+    write_results(args.out, document, render(document))
     return 0
 
 

@@ -1,37 +1,35 @@
-"""The markdown report of `bench/simulator_validation.py`: one section per run, kept apart from the
-measuring so each file stays readable."""
+"""Tables of docs/benchmarks/simulator_validation.md from the document
+`bench/simulator_validation.py` writes (pure). What the columns mean is its docstring; what the
+figures say is written in docs/benchmarks/tuner.md."""
 
 from __future__ import annotations
 
-import argparse
 from typing import Any
 
-MARKER = "## Simulator validation against a real pod"
+from harness import header_line
+
+TITLE = "# Simulator validation against a real pod"
 
 
-def render(document: dict[str, Any], args: argparse.Namespace) -> str:
-    """The markdown section for one run (the hand-written reading goes below it)."""
+def _run_line(document: dict[str, Any]) -> str:
+    if "commit" in document:
+        return header_line(document)
+    # Runs recorded before bench/harness.py (their JSON names these fields differently).
+    return (
+        f"Command: `{document['command']}` on {document['machine']} at "
+        f"{document['measured_at']} (1-minute load average {document['load_average_1m']})."
+    )
+
+
+def render(document: dict[str, Any]) -> str:
+    """The report's tables for one run."""
     lines = [
-        MARKER,
+        TITLE,
         "",
-        f"`bench/simulator_validation.py --workers {args.workers} --batch {args.batch} "
-        f"--duration-s {args.duration_s:g}` on {document['machine']} at "
-        f"{document['measured_at']} (1-minute load average {document['load_average_1m']}); raw "
-        "data in `docs/benchmarks/simulator_validation.json`. One pod (`python -m recsched_pod`, "
-        "scale 0.01), the load generator (`python -m recsched_loadtest run`, Poisson, the "
-        "paper's lognormal(5.1, 0.2) sizes, 5 s warm-up), and the simulator fed the shipped "
-        "profile. Calibration, from one light-load run (15% of the work bound) that is not among "
-        "the predicted runs: one factor on the profile's times, fitted so the simulated mean "
-        "in-pod query duration equals the pod's (shared cores slow compute, and a worker does "
-        "per-request work outside the timed forward pass: the factor from the pod's compute "
-        "histogram alone is shown beside it), and a fixed per-query cost = client latency "
-        "minus the pod's query duration (HTTP, decoding). Loads are fractions of the calibrated "
-        "work bound. Beside it, a second calibration: worker occupancy from the pod's measured "
-        "capacity (a 20 s closed loop keeping the worker busy; factor and capacity shown), and "
-        "everything else the light-load run shows as fixed latency. Third, the fitted "
-        "calibration drift-corrected: its service times scaled by the pod's mean compute per "
-        "request in the predicted run over that at calibration (`speed vs calibration`), which "
-        "removes the machine's speed drift but also takes in any slowdown the load causes.",
+        _run_line(document) + " Raw data: `docs/benchmarks/simulator_validation.json`. Method "
+        "and columns: the docstring of `bench/simulator_validation.py` (one pod at scale 0.01, "
+        "the paper's lognormal(5.1, 0.2) sizes, Poisson load from `recsched-loadtest run`, "
+        "loads as fractions of the calibrated work bound).",
         "",
         "| model | factor (compute only) | per-query cost (ms) | load | rate (qps) | measured p95 "
         "(ms) | simulated p95 (ms) | error | capacity factor (qps) | capacity-calibrated p95 "

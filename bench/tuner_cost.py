@@ -20,7 +20,6 @@ import argparse
 import http.server
 import json
 import os
-import platform
 import statistics
 import sys
 import threading
@@ -29,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from harness import load_average, run_header
 
 from recsched_operator.tuner import (
     SloTarget,
@@ -234,18 +234,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--policy-cases", type=int, default=12)
     parser.add_argument("--out", type=Path, default=ROOT / "docs/benchmarks/tuner_cost.json")
     args = parser.parse_args(argv)
-    load_before = os.getloadavg()
-    report: dict[str, Any] = {
-        "command": "flock /tmp/recsched-bench.lock .venv/bin/python bench/tuner_cost.py "
-        + " ".join(argv if argv is not None else sys.argv[1:]),
-        "machine": f"{platform.node()} ({os.cpu_count()} shared cores)",
-        "started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-    }
+    report: dict[str, Any] = run_header()
     report["policy"] = policy_cost(args.policy_cases, 40)
     print(json.dumps(report["policy"]), file=sys.stderr)
     report["observation"] = observation_cost(args.recmodels, args.decisions, args.window_s)
-    report["load_average_before"] = [round(x, 2) for x in load_before]
-    report["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
+    report["load_average_after"] = load_average()
     args.out.write_text(json.dumps(report, indent=1) + "\n")
     print(json.dumps(report, indent=1))
     return 0

@@ -13,43 +13,35 @@ This bench shows it twice, interleaving pinned and unpinned runs (the machine is
 
     .venv/bin/python bench/worker_pinning.py [--rounds 2] [--items 1024] [--qps 2]
 
-Writes docs/benchmarks/pinning.json and docs/benchmarks/pinning.md (keeping its hand-written
-"## Reading").
+Writes docs/benchmarks/pinning.json and its tables to docs/benchmarks/pinning.md (the reading
+is in docs/benchmarks.md).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import datetime as dt
 import json
-import os
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import harness
 import numpy as np
 import numpy.typing as npt
 import torch
-from prometheus_client.parser import text_string_to_metric_families
+from batch_landscape import p95_by_batch, run_line
 
-from recsched_pod.dataplane.engine import allowed_cpus, configure_process_threads
+from recsched_pod.dataplane.engine import WorkerPool, allowed_cpus, configure_process_threads
 from recsched_pod.dataplane.serving_graph import Scorer, serving_graph
+from recsched_pod.metrics import PodMetrics
 from recsched_pod.models import RecommendationModel, build_model, random_query
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from pod_throughput import READING, _cpu_model, bench_pool, kept_tail
-from simulator_validation import running_pod
 
 ROOT = Path(__file__).resolve().parents[1]
 QUERIES = 40
-LOADTEST = [sys.executable, "-m", "recsched_loadtest", "run"]
 
 
 @dataclass(frozen=True)
@@ -70,10 +62,14 @@ class LoneQuery:
 
 
 def in_process(query: LoneQuery, gap_s: float, pinned: bool, batches: list[int]) -> dict[str, Any]:
-    pool = bench_pool(
+    pool = WorkerPool(
         query.model,
-        2,
-        query.scorer,
+        torch.device("cpu"),
+        PodMetrics("bench", "cpu", "cpu"),
+        workers=2,
+        max_queue_requests=10_000,  # a benchmark's queries are never refused
+        retry_after_ms=10,
+        scorer=query.scorer,
         pin="on" if pinned else "off",
         cpus=frozenset(sorted(allowed_cpus())[:2]),
     )
@@ -99,102 +95,23 @@ def summary(timings: list[float]) -> dict[str, float]:
     return {"median_ms": statistics.median(timings), "p95_ms": float(np.percentile(timings, 95))}
 
 
-def pod_duration_buckets(url: str) -> list[tuple[float, float]]:
-    with urllib.request.urlopen(f"{url}/metrics", timeout=5) as reply:
-        text = reply.read().decode()
-    return [
-        (float(sample.labels["le"]), sample.value)
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-        if sample.name == "recsched_query_duration_seconds_bucket"
-    ]
-
-
-def bucket_quantile_ms(
-    before: list[tuple[float, float]], after: list[tuple[float, float]]
-) -> float:
-    """p95 of the queries between two scrapes, interpolated in buckets as Prometheus does."""
-    counts = [(le, a - b) for (le, a), (_, b) in zip(after, before, strict=True)]
-    rank = 0.95 * counts[-1][1]
-    lower, below = 0.0, 0.0
-    for le, count in counts:
-        if count >= rank:
-            return 1e3 * (lower + (le - lower) * (rank - below) / max(count - below, 1e-9))
-        lower, below = le, count
-    return float("nan")
-
-
-def set_batch(url: str, batch: int, generation: int) -> None:
-    body = {"generation": generation, "batchSize": batch, "offloadThreshold": 1025, "workers": 2}
-    request = urllib.request.Request(
-        f"{url}/admin/config",
-        data=json.dumps(body).encode(),
-        method="PUT",
-        # running_pod's admin token
-        headers={"Authorization": "Bearer validation", "Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=5) as reply:
-        assert json.load(reply)["applied"]
-
-
-def over_http(
-    sizes: str,
-    qps: float,
-    seconds: float,
-    pin: str,
-    batches: list[int],
-    seed: int,
-    arrivals: str = "poisson",
-) -> dict[str, Any]:
-    """p95 by batch size of an RMC1 pod with 2 workers (`--pin-workers pin`) under load."""
-    result: dict[str, Any] = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        workdir = Path(tmp)
-        with running_pod("rmc1", 2, batches[0], workdir, ("--pin-workers", pin)) as url:
-            workload = ["--url", url, "--model", "rmc1", "--sizes", sizes, "--rate", str(qps)]
-            workload += ["--arrivals", arrivals, "--seed", str(seed), "--json", "--quiet"]
-            # A first window after start-up runs slower: warm the pod up before measuring.
-            subprocess.run(
-                [*LOADTEST, *workload, "--duration-s", "5"], check=True, capture_output=True
-            )
-            for generation, batch in enumerate(batches, start=2):
-                set_batch(url, batch, generation)
-                before = pod_duration_buckets(url)
-                report = subprocess.run(
-                    [*LOADTEST, *workload, "--duration-s", str(seconds), "--warmup-s", "2"],
-                    check=True,
-                    capture_output=True,
-                    text=True,
-                )
-                latency = json.loads(report.stdout)["latency"]
-                result[str(batch)] = {
-                    "pod_p95_ms": bucket_quantile_ms(before, pod_duration_buckets(url)),
-                    "client_p95_ms": latency["p95_ms"],
-                    "client_median_ms": latency["p50_ms"],
-                }
-    return result
-
-
 def run_header(args: argparse.Namespace) -> dict[str, Any]:
-    """The machine, time and arguments of a bench run, for its JSON and its report."""
+    """Transitional: bench/peers.py (H1) imports this older header shape from here; use
+    harness.run_header. Remove when peers.py uses the harness."""
     return {
         "machine": {
-            "cpus": os.cpu_count(),
-            "processor": _cpu_model(),
-            "load_average": round(os.getloadavg()[0], 2),
+            "cpus": harness.run_header()["machine"]["cpus"],
+            "processor": harness.cpu_model(),
+            "load_average": harness.load_average()[0],
         },
-        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "date": harness.run_header()["date"],
         "args": {k: v for k, v in vars(args).items() if k != "out"},
     }
 
 
 def write_results(out: Path, results: dict[str, Any], report: str) -> None:
-    """The JSON to `out`, the report beside it as .md, keeping the report's hand-written Reading."""
-    out.write_text(json.dumps(results, indent=1), encoding="utf-8")
-    path = out.with_suffix(".md")
-    reading = kept_tail(path, READING)
-    path.write_text(report + ("\n" + reading if reading else ""), encoding="utf-8")
-    print(report)
+    """Transitional for bench/peers.py (H1): keeps the report's hand-written "## Reading"."""
+    harness.write_results(out, results, report, marker="## Reading")
 
 
 def medians(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -206,15 +123,14 @@ def medians(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def render(results: dict[str, Any]) -> str:
-    machine, args = results["machine"], results["args"]
+    args = results["args"]
     items = args["items"]
     lines = [
         "# Pinned vs unpinned model workers",
         "",
         f"Command: `.venv/bin/python bench/worker_pinning.py --rounds {args['rounds']} --items "
-        f"{items} --qps {args['qps']} --seconds {args['seconds']}`. Machine: {machine['cpus']} "
-        f"CPUs ({machine['processor']}), load average {machine['load_average']} at the start, "
-        f"{results['date']}. Medians over {args['rounds']} interleaved rounds.",
+        f"{items} --qps {args['qps']} --seconds {args['seconds']}`. {run_line(results)} "
+        f"Medians over {args['rounds']} interleaved rounds.",
         "",
     ]
     for gap_key, title in (("gap_0", "back to back"), ("gap_50ms", "50 ms idle between queries")):
@@ -272,13 +188,14 @@ def main() -> int:
                 run = in_process(query, gap_s, pinned, batches)
                 runs["in_process"].setdefault(mode, {}).setdefault(gap_key, []).append(run)
                 print(mode, gap_key, json.dumps(run), flush=True)
-            run = over_http(
+            run = p95_by_batch(
                 f"fixed:{args.items}", args.qps, args.seconds, mode, batches, round_index
             )
             runs["http"].setdefault(mode, []).append(run)
             print(mode, "http", json.dumps(run), flush=True)
     results: dict[str, Any] = {
-        **run_header(args),
+        **harness.run_header(),
+        "args": {key: value for key, value in vars(args).items() if key != "out"},
         "in_process": {
             mode: {gap: medians(gap_runs) for gap, gap_runs in by_gap.items()}
             for mode, by_gap in runs["in_process"].items()
@@ -286,7 +203,7 @@ def main() -> int:
         "http": {mode: medians(mode_runs) for mode, mode_runs in runs["http"].items()},
         "runs": runs,
     }
-    write_results(args.out, results, render(results))
+    harness.write_results(args.out, results, render(results))
     return 0
 
 
