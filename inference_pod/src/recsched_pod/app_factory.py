@@ -21,13 +21,16 @@ def create_role_app(settings: PodSettings) -> ASGIApp:
 
 
 def http_protocol_for(settings: PodSettings) -> Any:
-    """uvicorn's `http=` for the router and the pods alike: bodies read straight into one
-    reused buffer (`lean_http`), any above the role's body limit refused before reading."""
+    """uvicorn's `http=` for the router and the pods alike (`settings.http_server`): a body
+    above the role's limit is refused before it is read, a request not received whole within
+    `request_read_timeout_s` gets 408."""
+    from recsched_pod.http.bounded_httptools import BoundedHttpToolsProtocol
     from recsched_pod.http.lean_http import LeanHttpProtocol
     from recsched_pod.http.shell import max_body_bytes
     from recsched_pod.models import model_spec
 
     limit = max_body_bytes(model_spec(settings.model, settings.scale), settings.max_query_items)
+    protocol = LeanHttpProtocol if settings.http_server == "lean" else BoundedHttpToolsProtocol
     return functools.partial(
-        LeanHttpProtocol, max_body_bytes=limit, read_timeout_s=settings.request_read_timeout_s
+        protocol, max_body_bytes=limit, read_timeout_s=settings.request_read_timeout_s
     )

@@ -18,6 +18,8 @@ Device = Literal["cpu", "cuda", "emulated"]
 Pool = Literal["cpu", "gpu", "router"]
 GraphMode = Literal["traced", "eager"]
 PinPolicy = Literal["auto", "on", "off"]
+HttpServer = Literal["lean", "httptools"]
+UpstreamClient = Literal["lean", "aiohttp"]
 
 
 def usable_cores() -> int:
@@ -134,6 +136,18 @@ class PodSettings(BaseSettings):
         description="Seconds a client may take to send one whole request (head and body) from "
         "its first byte; later it gets 408 and the connection closes, so stalled senders cannot "
         "hold connections. 10 s is far above any real query (32 MiB take under 3 s at 100 Mbit/s).",
+    )
+
+    http_server: HttpServer = Field(
+        default="lean",
+        description="The HTTP/1.1 server protocol under uvicorn: lean (`http.lean_http`, bodies "
+        "read into one buffer) or httptools (uvicorn's own, with the read timeout and body limit "
+        "added: `http.bounded_httptools`); compared in docs/benchmarks/http_layer.md.",
+    )
+    upstream_client: UpstreamClient = Field(
+        default="lean",
+        description="Router only: the HTTP client to the pods, lean (`router.upstream_client`) "
+        "or aiohttp (`router.aiohttp_upstream`); compared in docs/benchmarks/http_layer.md.",
     )
 
     @model_validator(mode="after")

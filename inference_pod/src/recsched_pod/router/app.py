@@ -56,6 +56,7 @@ from recsched_pod.live_config import LiveConfig, initial_config, watch_config_fi
 from recsched_pod.metrics import RouterMetrics
 from recsched_pod.models import model_spec
 from recsched_pod.models.spec import ModelInputSpec
+from recsched_pod.router.aiohttp_upstream import AiohttpUpstreamPool
 from recsched_pod.router.endpoints import (
     EndpointSourceError,
     PoolEndpoints,
@@ -102,7 +103,7 @@ class RouterRuntime:
         default_factory=lambda: {"cpu": PoolEndpoints("cpu"), "gpu": PoolEndpoints("gpu")}
     )
     session: aiohttp.ClientSession | None = None  # readiness probes only
-    upstreams: dict[str, UpstreamPool] = field(default_factory=dict)  # by endpoint address
+    upstreams: dict[str, UpstreamPool | AiohttpUpstreamPool] = field(default_factory=dict)
     _in_flight: dict[str, Gauge] = field(default_factory=dict)  # labelled once: 10 us a lookup
 
     @property
@@ -117,11 +118,14 @@ class RouterRuntime:
             return "cpu"
         return "gpu"
 
-    def upstream(self, address: str) -> UpstreamPool:
+    def upstream(self, address: str) -> UpstreamPool | AiohttpUpstreamPool:
         upstream = self.upstreams.get(address)
         if upstream is None:
             host, _, port = address.rpartition(":")
-            upstream = UpstreamPool(host.strip("[]"), int(port), _RETURNED_RESPONSE_HEADERS)
+            client = (
+                AiohttpUpstreamPool if self.settings.upstream_client == "aiohttp" else UpstreamPool
+            )
+            upstream = client(host.strip("[]"), int(port), _RETURNED_RESPONSE_HEADERS)
             self.upstreams[address] = upstream
         return upstream
 

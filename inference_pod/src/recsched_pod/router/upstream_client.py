@@ -44,7 +44,9 @@ class UpstreamResponse:
 
     __slots__ = ("body", "headers", "status")
 
-    def __init__(self, status: int, headers: list[tuple[bytes, bytes]], body: bytearray) -> None:
+    def __init__(
+        self, status: int, headers: list[tuple[bytes, bytes]], body: bytes | bytearray
+    ) -> None:
         self.status = status
         self.headers = headers
         self.body = body
