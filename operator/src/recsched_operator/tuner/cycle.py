@@ -10,9 +10,10 @@ Cluster and local mode run this same function; they differ only in the two objec
 
 The cycle owns the order of the steps and the one rule both modes share: only a changed decision
 in `auto` mode is actuated, as the served document with the next generation and the new knobs.
-It knows nothing of Kubernetes, files or HTTP, so those stay in the two shells. The observation
-is read in a worker thread because the Prometheus client blocks (it uses requests), and the
-cycle runs on the operator's event loop in a cluster.
+It knows nothing of Kubernetes, files or HTTP, so those stay in the two shells. Observing and
+deciding run in a worker thread, because the Prometheus client blocks (it uses requests) and a
+`recommend` decision runs the simulator, while the cycle itself runs on the operator's event loop
+in a cluster.
 
 An actuator that cannot write its document of record raises from `apply`; the cycle then records
 nothing, so the served config and the stored tuning state stay as they were and the next cycle
@@ -24,7 +25,6 @@ recorded with its acknowledged and total counts.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import datetime
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -85,14 +85,11 @@ def next_config(
     outcome: TuningOutcome, served: ConfigDocument, spec: RecModelSpec
 ) -> ConfigDocument | None:
     """The document to actuate, or None: only a changed decision in `auto` mode is applied, as
-    the next generation of the served document (other fields, such as workers, carry over)."""
+    the next generation of the served document (`ConfigDocument.next`: workers carry over)."""
     if not outcome.changed or spec.tuning.mode != "auto":
         return None
-    return dataclasses.replace(
-        served,
-        generation=served.generation + 1,
-        batch_size=outcome.after_batch_items,
-        offload_threshold=outcome.after_threshold_items,
+    return served.next(
+        batch_size=outcome.after_batch_items, offload_threshold=outcome.after_threshold_items
     )
 
 
@@ -107,11 +104,8 @@ async def run_cycle(
     now: datetime.datetime,
 ) -> CycleRecord:
     """Observe, decide, actuate a change, record; returns what was recorded."""
-    _bounds, slo, _settings = tuner_inputs(spec)
-    now_s = now.timestamp()
-    observation = await asyncio.to_thread(source.observe, owner.name, owner.namespace, slo, now_s)
-    outcome = decide(
-        spec=spec, current=served, raw_state=raw_state, observation=observation, now_s=now_s
+    outcome = await asyncio.to_thread(
+        _observe_and_decide, source, owner, spec, served, raw_state, now.timestamp()
     )
     document = next_config(outcome, served, spec)
     applied = None if document is None else await actuator.apply(document)
@@ -123,3 +117,20 @@ async def run_cycle(
     )
     await actuator.record(cycle)
     return cycle
+
+
+def _observe_and_decide(
+    source: ObservationSource,
+    owner: Owner,
+    spec: RecModelSpec,
+    served: ConfigDocument,
+    raw_state: Mapping[str, Any] | None,
+    now_s: float,
+) -> TuningOutcome:
+    """The blocking half of the cycle: the read, and the decision (which in `recommend` mode runs
+    the simulator), kept off the operator's event loop together."""
+    _bounds, slo, _settings = tuner_inputs(spec)
+    observation = source.observe(owner.name, owner.namespace, slo, now_s)
+    return decide(
+        spec=spec, current=served, raw_state=raw_state, observation=observation, now_s=now_s
+    )
