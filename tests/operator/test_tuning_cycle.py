@@ -1,22 +1,23 @@
-"""The one tuning cycle (`tuner.cycle.run_cycle`) and the two shells that drive it.
+"""The one tuning cycle (`tuner.cycle.run_cycle`) and the two actuators that it drives.
 
 A fake source and a fake actuator pin down the cycle's order (observe -> decide -> actuate ->
 record) and its rules: only a changed `auto` decision is actuated, as the next generation of the
 served document; a hold is recorded without actuating; an actuator that refuses (cannot write its
-document of record) leaves the served config and the tuning state as they were. Then local mode's
-`LocalTuner` runs the same cycle through its own actuator against two fake processes, one of
-which refuses the push. The cluster actuator runs in `test_tuning_round_trip.py`; here it is only
-checked to be what the daemon hands the cycle.
+document of record) leaves the served config and the tuning state as they were. Then the same
+cycle, with the same fake source, drives each real actuator: local mode's `LocalTuner` against
+two fake processes (one refuses the push), and the cluster's `ClusterActuator` against a
+recording API stub. The whole cluster path under kopf is `test_tuning_round_trip.py`.
 """
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import datetime
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -234,3 +235,69 @@ def test_local_tuner_that_cannot_write_its_config_file_keeps_serving_the_old_one
         tuner.step()
     assert tuner.served == SERVED and tuner.raw_state is None
     assert read_decisions(plan.decisions_path) == []
+
+
+class RecordingKube:
+    """The API calls the cluster actuator makes, in order; one Secret, no ready pods."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+        self.configmap: dict[str, Any] = {}
+        self.status: dict[str, Any] = {}
+
+    async def apply(self, obj: dict[str, Any]) -> dict[str, Any]:
+        self.calls.append(f"apply {obj['kind']}")
+        self.configmap = obj
+        return obj
+
+    async def get(self, api_version: str, kind: str, namespace: str, name: str) -> Any:
+        self.calls.append(f"get {kind}")
+        return {"data": {"token": base64.b64encode(TOKEN.encode()).decode()}}
+
+    async def list(self, api_version: str, kind: str, namespace: str, **_: Any) -> list[Any]:
+        self.calls.append(f"list {kind}")
+        return []
+
+    async def patch_status(
+        self, api_version: str, kind: str, namespace: str, name: str, status: dict[str, Any]
+    ) -> None:
+        self.calls.append(f"patch_status {kind}")
+        self.status = status
+
+
+async def test_cluster_actuator_writes_configmap_then_pushes_then_patches_status() -> None:
+    from recsched_operator.metrics import OperatorMetrics
+    from recsched_operator.reconcile.actuator import ClusterActuator
+    from recsched_operator.reconcile.context import OperatorContext
+    from recsched_operator.settings import OperatorSettings
+
+    kube, events = RecordingKube(), []
+    ctx = OperatorContext(OperatorSettings(), cast(Any, kube), OperatorMetrics())
+    base = {"pools": {}, "conditions": [], "phase": "Deploying", "applied": {"generation": 1}}
+    actuator = ClusterActuator(
+        ctx,
+        OWNER,
+        spec(),
+        lambda type_, reason, message: events.append((type_, reason)),
+        previous_status={},
+        base_status=base,
+        generation=3,
+    )
+    cycle = await run_cycle(
+        FakeSource([]), actuator, owner=OWNER, spec=spec(), served=SERVED, raw_state=None, now=NOW
+    )
+    assert kube.calls == ["apply ConfigMap", "get Secret", "list Pod", "patch_status RecModel"]
+    assert json.loads(next(iter(kube.configmap["data"].values()))) == cycle.served.to_json_dict()
+    status = kube.status
+    assert (status["applied"]["generation"], status["applied"]["batchSize"]) == (2, 16)
+    assert status["tuningState"] == cycle.outcome.state and status["history"][-1]["batchSize"] == 16
+    assert status["phase"] == "Deploying"  # pools not ready: readiness wins over "Tuning"
+    assert events == [("Normal", "TuningProbe")]  # no pod to push to: no push Event
+    registry = ctx.metrics.registry
+    labels = {"namespace": "ns1", "recmodel": "rm1"}
+    assert registry.get_sample_value("recsched_tuner_config_generation", labels) == 2
+    assert registry.get_sample_value("recsched_tuner_batch_size_items", labels) == 16
+    decided = registry.get_sample_value(
+        "recsched_tuner_decisions_total", {**labels, "action": "probe"}
+    )
+    assert decided == 1
