@@ -10,13 +10,13 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 
-def _spread(values: Sequence[float | None], unit: str = "") -> str:
-    """'median (min-max)' of the known values, with how many were unknown ('never')."""
-    known = [v for v in values if v is not None]
+def _spread(values: Sequence[float | None]) -> str:
+    """'median (min-max)' of the known values to 0.1, with how many were unknown ('never')."""
+    known = [round(v, 1) for v in values if v is not None]
     never = len(values) - len(known)
     if not known:
         return "never" if never else "n/a"
-    text = f"{statistics.median(known):g}{unit}"
+    text = f"{round(statistics.median(known), 1):g}"
     if len(known) > 1:
         text += f" ({min(known):g}-{max(known):g})"
     return text + (f", {never} never" if never else "")
@@ -37,7 +37,13 @@ def _summary_rows(runs: Sequence[Mapping[str, Any]]) -> list[str]:
     rows = []
     keys = sorted({(r["kind"], r["policy"]) for r in runs}, key=lambda k: (k[0], k[1] != "tuner"))
     for kind, policy in keys:
-        group = [r for r in runs if (r["kind"], r["policy"]) == (kind, policy) and "outcome" in r]
+        group = [
+            r
+            for r in runs
+            if (r["kind"], r["policy"]) == (kind, policy)
+            and "outcome" in r
+            and not r["interrupted"]
+        ]
         if not group:
             continue
         outcomes = [r["outcome"] for r in group]
@@ -62,7 +68,8 @@ def _run_row(run: Mapping[str, Any]) -> str:
     met_s = outcome.get("met_after_s")
     load = f"{run['load_average_before'][0]:g} / {run['load_average_after'][0]:g}"
     return (
-        f"| {run['started'][11:16]} | {run['kind']} | {run['policy']} | {run['round']} | "
+        f"| {run['started'][11:16]} | {run['kind']} | {run['policy']} | {run['round']}"
+        f"{' (interrupted)' if run['interrupted'] else ''} | "
         f"{run['qps_before']:g} -> {run['qps_after']:g} | "
         f"{run['target_before_ms']:g} -> {run['target_after_ms']:g} | "
         f"{_config(outcome.get('config_before'))} "
@@ -108,7 +115,8 @@ def render(document: Mapping[str, Any]) -> str:
         "|---|---|---|---|---|---|---|---|---|---|",
         *_summary_rows(runs),
         "",
-        "Median (min-max) over runs; 'never': no window within target after the change.",
+        "Median (min-max) over the completed runs; 'never': no window within target after the "
+        "change.",
         "",
         "## Every run",
         "",

@@ -28,9 +28,9 @@ INTERVAL_S = 11.0
 CHANGE_S = 1000.0
 
 
-def series(p95s: list[float], first_at_s: float = CHANGE_S - 43.0) -> list[Window]:
+def series(p95s: list[float], first_at_s: float = CHANGE_S - 39.0) -> list[Window]:
     """Windows every 11 s; with the default start, the 5th is the first after the change
-    (at +1 s, straddling it) and the 6th the first wholly after it (at +12 s)."""
+    (at +5 s, straddling it) and the 6th the first wholly after it (at +16 s)."""
     return [
         Window(first_at_s + INTERVAL_S * i, p95, 20.0, (256, 1025)) for i, p95 in enumerate(p95s)
     ]
@@ -83,21 +83,21 @@ def test_no_window_over_target_after_the_change_is_met_at_zero() -> None:
 def test_recovery_counts_decisions_after_the_change_before_the_first_window_back_in_target() -> (
     None
 ):
-    # After the change: +1 s 45 (straddles), +12 s 70, +23 s 65, +34 s 48 (back), +45 s 60.
+    # After the change: +5 s 45 (straddles), +16 s 70, +27 s 65, +38 s 48 (back), +49 s 60.
     result = outcome(series([30, 30, 30, 30, 45, 70, 65, 48, 60]))
     assert result.met_after_decisions == 3
-    assert result.met_after_s == pytest.approx(34.0)
+    assert result.met_after_s == pytest.approx(38.0)
     assert result.violation_after_s == 3 * INTERVAL_S  # 70, 65 and the later 60
     assert result.violation_run_s == 3 * INTERVAL_S
 
 
 def test_a_window_straddling_the_change_counts_as_a_violation_but_not_as_recovery() -> None:
-    # The change lands mid-window: the straddling window at +1 s is over, the next (+12 s)
+    # The change lands mid-window: the straddling window at +5 s is over, the next (+16 s)
     # is the first one that can show recovery.
     result = outcome(series([30, 30, 30, 30, 80, 40]))
     assert result.violation_after_s == INTERVAL_S
     assert result.met_after_decisions == 1
-    assert result.met_after_s == pytest.approx(12.0)
+    assert result.met_after_s == pytest.approx(16.0)
 
 
 def test_never_back_in_target_is_none() -> None:
@@ -112,8 +112,18 @@ def test_windows_before_the_change_are_judged_on_the_old_target_and_after_on_the
     assert result.violation_after_s == 2 * INTERVAL_S
     assert result.violation_run_s == 3 * INTERVAL_S  # plus the 60 ms window before the change
     assert result.met_after_decisions == 2
-    assert result.met_after_s == pytest.approx(23.0)
+    assert result.met_after_s == pytest.approx(27.0)
     assert result.p95_before_ms == 40.0
+
+
+def test_a_decision_on_the_change_tick_judged_pre_change_traffic_and_counts_before() -> None:
+    # The settle phase's last step and the phase switch share a tick: the decision 0.2 s after
+    # the change saw only pre-change traffic (at the old target it is fine).
+    windows = series([30, 30, 45], first_at_s=CHANGE_S - 21.8) + series([30], CHANGE_S + 11.2)
+    result = outcome(windows, before_ms=50.0, after_ms=25.0)
+    assert result.windows_after == 1
+    assert result.violation_run_s == INTERVAL_S  # the 30 ms window after the edit, over 25
+    assert result.met_after_decisions is None
 
 
 def test_configs_at_the_change_and_at_the_end_come_from_the_decisions() -> None:

@@ -24,6 +24,10 @@ from typing import Any
 
 from recsched_operator.local.scenario import Phase
 
+# A decision taken this soon after the change judged a window of pre-change traffic: with a
+# settle phase a whole number of intervals long, the phase switch and a tuning step fall on the
+# same tick of `ScenarioRun`'s loop, in either order.
+BOUNDARY_S = 1.0
 LOAD_STEP = "load step"
 SLO_EDIT = "SLO edit"
 DRIFT_KINDS = (LOAD_STEP, SLO_EDIT)
@@ -127,11 +131,12 @@ def drift_outcome(
     window_s: float,
     interval_s: float,
 ) -> DriftOutcome:
-    """Recovery figures (module docstring). A window is judged against the target in force at
-    its decision; one that straddles the change counts as after it (it holds post-change
-    traffic) but cannot show recovery (it also holds pre-change traffic)."""
-    before = [w for w in windows if w.at_s <= change_s]
-    after = [w for w in windows if w.at_s > change_s]
+    """Recovery figures (module docstring). A window judged up to `BOUNDARY_S` after the change
+    counts as before it, against the old target; one that straddles the change counts as after
+    it (it holds post-change traffic) but cannot show recovery (it also holds pre-change
+    traffic)."""
+    before = [w for w in windows if w.at_s <= change_s + BOUNDARY_S]
+    after = [w for w in windows if w.at_s > change_s + BOUNDARY_S]
     violation_before = sum(1 for w in before if _over(w, target_before_ms))
     over_after = [_over(w, target_after_ms) for w in after]
     met_decisions: int | None = 0
