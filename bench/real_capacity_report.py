@@ -28,8 +28,8 @@ def _summary_table(document: dict[str, Any]) -> list[str]:
     lines = [
         "| model | target ms | column | config | predicted QPS | measured QPS | measured spread "
         f"| runs | measured / predicted | rounds within {tolerance_pct}% "
-        f"| median within {tolerance_pct}% |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        f"| median within {tolerance_pct}% | measured / blind prediction |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for result in document["results"]:
         for key, column in result["columns"].items():
@@ -41,7 +41,8 @@ def _summary_table(document: dict[str, Any]) -> list[str]:
                 f"{_range(column['measured_qps'])} | {column['measured_qps']['spread_pct']:g}% | "
                 f"{column['runs']} | {_range(ratio, 2) if ratio else 'n/a'} | "
                 f"{column['rounds_within_tolerance']}/{column['runs']} | "
-                f"{'**yes**' if column['within_tolerance'] else '**no**'} |"
+                f"{'**yes**' if column['within_tolerance'] else '**no**'} | "
+                f"{_range(column['ratio_blind'], 2) if column.get('ratio_blind') else 'n/a'} |"
             )
     return lines
 
@@ -49,8 +50,9 @@ def _summary_table(document: dict[str, Any]) -> list[str]:
 def _rounds_table(document: dict[str, Any]) -> list[str]:
     lines = [
         "| model | round | order | (b) predicted | (b) measured | (b) ratio | (c) predicted "
-        "| (c) measured | (c) ratio | per-query latency ms |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| (c) measured | (c) ratio | blind ratios (b), (c) | speed after / before "
+        "| per-query latency ms |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for result in document["results"]:
         for record in result["rounds"]:
@@ -63,8 +65,15 @@ def _rounds_table(document: dict[str, Any]) -> list[str]:
                     "n/a" if ratio is None else f"{ratio:.2f}",
                 ]
             order = ", ".join("b" if key == "whole_query" else "c" for key in record["order"])
+            blind = record.get("measured_over_blind", {})
+            blind_cells = ", ".join(
+                "n/a" if blind.get(key) is None else f"{blind[key]:.2f}"
+                for key in ("whole_query", "tuned_cpu")
+            )
+            drift = record.get("speed_drift_1024")
             lines.append(
                 f"| {result['model']} | {record['round']} | {order} | {' | '.join(cells)} | "
+                f"{blind_cells} | {'n/a' if drift is None else f'{drift:.2f}'} | "
                 f"{record['calibration']['query_overhead_ms']:.2f} |"
             )
     return lines
@@ -101,8 +110,10 @@ def render(document: dict[str, Any]) -> str:
             f"Raw data: `docs/benchmarks/real_capacity.json`. One pod, scale 0.01, "
             f"{document['workers']} workers, binary protocol, `{document['sizes']}` size mix, "
             f"p95 target {document['target_multiple']:g}x round 1's calibrated time for a "
-            "1024-item request. Each round: calibrate on the pod, predict, then "
-            "`recsched-loadtest sweep` searches (b) and (c) (order alternating). Method: "
+            "1024-item request. Each round: `recsched-loadtest sweep` searches (b) and (c) (order "
+            "alternating) between two calibrations of the same pod; predicted from their mean "
+            "(blind: from the one before alone). Speed after / before: the 1024-item service "
+            "time before the round over the one after (above 1: the machine sped up). Method: "
             "docstring of `bench/real_capacity.py`; reading: docs/benchmarks.md.",
             "",
             "## Measured against predicted, per column",
