@@ -1,5 +1,6 @@
-"""The real-loop drift figures (`local.drift`): phases of a load step and an SLO edit, and the
-decisions, seconds and violation seconds read from a tuner's decision log.
+"""The real-loop drift figures (`local.drift`): phases of a load step and an SLO edit (also as
+`recsched-operator local --scenario load-step|slo-edit`), and the decisions, seconds and
+violation seconds read from a tuner's decision log.
 
 `bench/tuner_real_drift.py` reports these from real runs; here made-up logs pin the definitions:
 what counts as recovered (a window within target lying wholly after the change), what a window
@@ -8,10 +9,12 @@ straddling the change counts for, and which target judges which window.
 
 from __future__ import annotations
 
+import argparse
 from typing import Any
 
 import pytest
 
+from recsched_operator.local.cli import add_parser, scenario_phases
 from recsched_operator.local.drift import (
     LOAD_STEP,
     SLO_EDIT,
@@ -158,3 +161,35 @@ def test_decision_log_records_become_time_ordered_windows() -> None:
 def test_first_window_of_an_empty_log_is_an_error() -> None:
     with pytest.raises(ValueError, match="no decisions"):
         first_window_s([])
+
+
+def local_args(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="recsched-operator")
+    add_parser(parser.add_subparsers(dest="command", required=True))
+    return parser.parse_args(["local", "recmodel.yaml", *argv])
+
+
+def test_cli_load_step_scenario_holds_one_window_then_settles_then_steps() -> None:
+    args = local_args(
+        "--scenario", "load-step", "--duration-s", "234", "--load-qps", "22", "--settle-s", "99"
+    )
+    held, settle, step = scenario_phases(args, window_s=10.0, target_ms=50.0)
+    assert [p.duration_s for p in (held, settle, step)] == [14.0, 99.0, 121.0]
+    assert (held.tuning, settle.qps, step.qps) == (False, 22.0, 33.0)
+
+
+def test_cli_slo_edit_scenario_halves_the_manifest_target_unless_given() -> None:
+    args = local_args("--scenario", "slo-edit", "--duration-s", "114", "--load-qps", "22")
+    *_, settle, edit = scenario_phases(args, window_s=10.0, target_ms=50.0)
+    assert (settle.duration_s, edit.duration_s, edit.target_ms) == (50.0, 50.0, 25.0)
+    args = local_args(
+        "--scenario", "slo-edit", "--duration-s", "114", "--load-qps", "22",
+        "--edit-target-ms", "30",
+    )  # fmt: skip
+    assert scenario_phases(args, window_s=10.0, target_ms=50.0)[-1].target_ms == 30.0
+
+
+def test_cli_drift_scenario_too_short_for_a_window_each_side_is_refused() -> None:
+    args = local_args("--scenario", "load-step", "--duration-s", "30", "--load-qps", "22")
+    with pytest.raises(ValueError, match="too short"):
+        scenario_phases(args, window_s=10.0, target_ms=50.0)

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from recsched_operator.local.drift import LOAD_STEP, SLO_EDIT, drift_phases
 from recsched_operator.local.processes import LocalRunError
 from recsched_operator.local.scenario import DemoLoad, Phase, demo_phases
 from recsched_operator.local.session import LocalRunOptions, load_manifest, run_local
@@ -61,9 +62,19 @@ def add_parser(subparsers: Any) -> None:
         "scripted scenario (--scenario demo: what make demo runs)",
         "Phases: the starting config measured for one SLO window, then steady load with the "
         "tuner on, a load step, a shift to large queries, and an SLO edit in the manifest. "
-        "--duration-s is the whole scenario; --load-qps the steady load.",
+        "--duration-s is the whole scenario; --load-qps the steady load. load-step and slo-edit "
+        "are one change each (bench/tuner_real_drift.py): the start config held for one window, "
+        "the tuner settling at --load-qps for --settle-s, then the load x --step-factor, or the "
+        "target rewritten to --edit-target-ms (default: half the manifest's), for the rest.",
     )
-    scenario.add_argument("--scenario", choices=("demo",), default=None)
+    scenario.add_argument("--scenario", choices=SCENARIOS, default=None)
+    scenario.add_argument(
+        "--settle-s",
+        type=float,
+        default=None,
+        help="load-step, slo-edit: seconds of tuning before the change (default: half the time "
+        "after the held window)",
+    )
     scenario.add_argument("--step-factor", type=float, default=1.5, help="load step (x QPS)")
     scenario.add_argument(
         "--large-sizes", default="lognormal:5.8,0.6", help="size mix of the large-query phase"
@@ -79,7 +90,8 @@ def add_parser(subparsers: Any) -> None:
         "--edit-target-ms",
         type=float,
         default=None,
-        help="the SLO target the last phase writes into the manifest (none: no SLO-edit phase)",
+        help="the SLO target the last phase writes into the manifest (demo: none, no SLO-edit "
+        "phase; slo-edit: half the manifest's target)",
     )
     scenario.add_argument(
         "--load-arrivals",
@@ -92,6 +104,50 @@ def add_parser(subparsers: Any) -> None:
         "--resume",
         action="store_true",
         help="continue the search saved in --run-dir instead of starting afresh",
+    )
+
+
+SCENARIOS = ("demo", "load-step", "slo-edit")
+
+
+def scenario_phases(
+    args: argparse.Namespace, window_s: float, target_ms: float
+) -> tuple[Phase, ...]:
+    """The phases of `--scenario` (ValueError when the duration cannot hold them)."""
+    if args.scenario == "demo":
+        return demo_phases(
+            args.duration_s,
+            window_s,
+            DemoLoad(
+                qps=args.load_qps,
+                sizes=args.load_sizes,
+                step_factor=args.step_factor,
+                large_sizes=args.large_sizes,
+                large_qps_factor=args.large_qps_factor,
+                edited_target_ms=args.edit_target_ms,
+            ),
+        )
+    held_s = window_s + 4.0  # drift_phases' held window
+    tuned_s = args.duration_s - held_s
+    settle_s = args.settle_s if args.settle_s is not None else round(tuned_s / 2, 1)
+    after_s = tuned_s - settle_s
+    if min(settle_s, after_s) < window_s:
+        raise ValueError(
+            f"{args.duration_s:g} s is too short: after {held_s:g} s at the start config, the "
+            f"settling ({settle_s:g} s) and the change ({after_s:g} s) each need one SLO window "
+            f"({window_s:g} s)"
+        )
+    kind = LOAD_STEP if args.scenario == "load-step" else SLO_EDIT
+    edited_ms = args.edit_target_ms if args.edit_target_ms is not None else target_ms / 2
+    return drift_phases(
+        kind,
+        qps=args.load_qps,
+        sizes=args.load_sizes,
+        window_s=window_s,
+        settle_s=settle_s,
+        after_s=after_s,
+        step_factor=args.step_factor,
+        edited_target_ms=edited_ms if kind == SLO_EDIT else None,
     )
 
 
@@ -118,7 +174,7 @@ def run(args: argparse.Namespace) -> int:
             return 2
         run_dir = Path(".recsched") / owner.name
     phases: tuple[Phase, ...] = ()
-    if args.scenario == "demo":
+    if args.scenario is not None:
         if args.load_qps is None or args.duration_s is None:
             print(
                 "recsched-operator local: --scenario needs --load-qps and --duration-s",
@@ -127,18 +183,7 @@ def run(args: argparse.Namespace) -> int:
             return 2
         try:
             _, spec = load_manifest(args.file)
-            phases = demo_phases(
-                args.duration_s,
-                float(spec.slo.window_s),
-                DemoLoad(
-                    qps=args.load_qps,
-                    sizes=args.load_sizes,
-                    step_factor=args.step_factor,
-                    large_sizes=args.large_sizes,
-                    large_qps_factor=args.large_qps_factor,
-                    edited_target_ms=args.edit_target_ms,
-                ),
-            )
+            phases = scenario_phases(args, float(spec.slo.window_s), spec.slo.target_ms)
         except (LocalRunError, ValueError) as error:
             print(f"recsched-operator local: {error}", file=sys.stderr)
             return 2
