@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from recsched_operator.recmodel.api import parse_spec
-from recsched_operator.recmodel.children import ConfigDocument
+from recsched_operator.recmodel.config_document import ConfigDocument
 from recsched_operator.reconcile.decision_status import decision_status
 from recsched_operator.tuner import KnobConfig, Observation, SloTarget, TuningBounds
 from recsched_operator.tuner import bridge as tuner_bridge

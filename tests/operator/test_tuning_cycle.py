@@ -26,7 +26,7 @@ from fastapi import FastAPI, Header, HTTPException
 from recsched_operator.local.plan import LocalPlan, ProcessPlan
 from recsched_operator.local.runner import LocalTuner, read_decisions
 from recsched_operator.recmodel.api import NO_OFFLOAD_THRESHOLD, parse_spec
-from recsched_operator.recmodel.children import ConfigDocument
+from recsched_operator.recmodel.config_document import ConfigDocument
 from recsched_operator.recmodel.naming import Owner
 from recsched_operator.tuner.cycle import Applied, CycleRecord, next_config, run_cycle
 from recsched_operator.tuner.observation import Observation

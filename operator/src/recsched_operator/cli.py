@@ -20,8 +20,8 @@ from recsched_operator.errors import InvalidSpecError
 from recsched_operator.local import cli as local_cli
 from recsched_operator.recmodel.api import KIND, parse_spec
 from recsched_operator.recmodel.children import render_children, render_secret
+from recsched_operator.recmodel.config_document import config_for_spec
 from recsched_operator.recmodel.naming import Owner
-from recsched_operator.recmodel.status import config_for_spec
 from recsched_operator.settings import OperatorSettings
 
 PLACEHOLDER_UID = "00000000-0000-0000-0000-000000000000"

@@ -16,7 +16,7 @@ from dataclasses import asdict
 
 from recsched_operator.local.plan import LocalPlan
 from recsched_operator.local.processes import write_atomically
-from recsched_operator.recmodel.children import ConfigDocument
+from recsched_operator.recmodel.config_document import ConfigDocument
 from recsched_operator.reconcile.config_push import PodTarget, push_config
 from recsched_operator.tuner.cycle import Applied, CycleRecord
 

@@ -21,7 +21,7 @@ from typing import Any
 from recsched_operator.local.actuator import LocalActuator
 from recsched_operator.local.plan import LocalPlan
 from recsched_operator.recmodel.api import RecModelSpec
-from recsched_operator.recmodel.children import ConfigDocument
+from recsched_operator.recmodel.config_document import ConfigDocument
 from recsched_operator.tuner.cycle import ObservationSource, run_cycle
 from recsched_operator.tuner.outcome import TuningOutcome
 from recsched_operator.tuner.prometheus_source import PrometheusSource

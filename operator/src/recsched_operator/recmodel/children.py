@@ -14,9 +14,7 @@ from recsched_operator.recmodel.api import RecModelSpec
 
 # Re-exported (`as`) for modules that still import them from here; new code imports
 # `recmodel.config_document` (issue 14).
-from recsched_operator.recmodel.config_document import ConfigDocument as ConfigDocument
-from recsched_operator.recmodel.config_document import initial_config as initial_config
-from recsched_operator.recmodel.config_document import render_configmap as render_configmap
+from recsched_operator.recmodel.config_document import ConfigDocument, render_configmap
 from recsched_operator.recmodel.deployments import Role, render_deployment, replicas_for
 from recsched_operator.recmodel.naming import (
     HTTP_PORT,

@@ -14,9 +14,6 @@ from recsched_operator.errors import InvalidSpecError
 from recsched_operator.recmodel import conditions as cond
 from recsched_operator.recmodel.api import RecModelSpec
 from recsched_operator.recmodel.config_document import ConfigDocument
-from recsched_operator.recmodel.config_document import (
-    config_for_spec as config_for_spec,  # re-exported: reconcile imports it from here (issue 14)
-)
 from recsched_operator.recmodel.deployments import Role, replicas_for
 
 POOL_CONDITIONS: dict[Role, str] = {

@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from recsched_operator.recmodel.api import API_VERSION, RecModelSpec
-from recsched_operator.recmodel.children import ConfigDocument, render_configmap, render_secret
+from recsched_operator.recmodel.children import render_secret
+from recsched_operator.recmodel.config_document import ConfigDocument, render_configmap
 from recsched_operator.recmodel.naming import TOKEN_KEY, Owner, pool_pods_selector, secret_name
 from recsched_operator.recmodel.status import applied_status
 from recsched_operator.reconcile.config_push import PushResult, push_config, ready_pod_targets

@@ -15,13 +15,13 @@ from typing import Any
 
 from recsched_operator.recmodel import conditions as cond
 from recsched_operator.recmodel.api import RecModelSpec, parse_spec
-from recsched_operator.recmodel.children import (
-    ROLES,
+from recsched_operator.recmodel.children import ROLES, render_children, wanted_roles
+from recsched_operator.recmodel.config_document import (
     ConfigDocument,
-    render_children,
-    wanted_roles,
+    ConfigDocumentError,
+    config_for_spec,
+    config_from_configmap,
 )
-from recsched_operator.recmodel.config_document import ConfigDocumentError, config_from_configmap
 from recsched_operator.recmodel.deployments import Role
 from recsched_operator.recmodel.naming import (
     POOL_LABEL,
@@ -31,7 +31,6 @@ from recsched_operator.recmodel.naming import (
 )
 from recsched_operator.recmodel.status import (
     applied_status,
-    config_for_spec,
     deployed_phase,
     pool_conditions,
     pool_status,

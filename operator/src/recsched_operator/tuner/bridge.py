@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from recsched_operator.recmodel.api import NO_OFFLOAD_THRESHOLD, RecModelSpec
-from recsched_operator.recmodel.children import ConfigDocument
+from recsched_operator.recmodel.config_document import ConfigDocument
 from recsched_operator.tuner.decision import Decision
 from recsched_operator.tuner.knobs import KnobConfig, TuningBounds
 from recsched_operator.tuner.observation import Observation

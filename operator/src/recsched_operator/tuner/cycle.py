@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from recsched_operator.recmodel.api import RecModelSpec
-from recsched_operator.recmodel.children import ConfigDocument
+from recsched_operator.recmodel.config_document import ConfigDocument
 from recsched_operator.recmodel.naming import Owner
 from recsched_operator.tuner.bridge import decide, tuner_inputs
 from recsched_operator.tuner.observation import Observation
