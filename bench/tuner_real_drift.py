@@ -14,9 +14,9 @@ Figures come from the tuner's decision log (`local.drift.drift_outcome`): decisi
 until a window within target follows the change, violation seconds (windows over target x the
 11 s interval) after the change and over the tuned part of the run.
 
-Each run takes the bench lock (`/tmp/recsched-bench.lock`, as `flock` does) for itself only, so
-other measurements can interleave between runs. About 4 minutes per tuned run and 3 per static
-one, plus set-up; results are written after every run.
+Each tuned run and its static baseline take the bench lock (`/tmp/recsched-bench.lock`, as
+`flock` does) together, so other measurements can interleave between pairs. About 4 minutes per
+tuned run and 3 per static one, plus set-up; results are written after every run.
 
     .venv/bin/python bench/tuner_real_drift.py [--rounds 3] [--kinds "load step,SLO edit"]
 
@@ -89,7 +89,7 @@ spec:
 
 @contextlib.contextmanager
 def bench_lock() -> Iterator[float]:
-    """The shared bench lock for one run (what `flock /tmp/recsched-bench.lock` takes); yields
+    """The shared bench lock (what `flock /tmp/recsched-bench.lock` takes); yields
     the seconds spent waiting for it."""
     asked = time.monotonic()
     with LOCK.open("a") as handle:
@@ -117,17 +117,16 @@ def run_once(
     manifest = run_dir / "recmodel.yaml"
     mode = "auto" if policy == "tuner" else "off"
     manifest.write_text(manifest_text(mode, target_before, batch, args), encoding="utf-8")
-    with bench_lock() as waited_s:
-        load_before = load_average()
-        started = time.time()
-        run_local(
-            LocalRunOptions(
-                manifest=manifest, run_dir=run_dir / "run", phases=phases,
-                report_dir=run_dir / "report", load_arrivals="constant",
-            )
-        )  # fmt: skip
-        wall_s = time.time() - started
-        load_after = load_average()
+    load_before = load_average()
+    started = time.time()
+    run_local(
+        LocalRunOptions(
+            manifest=manifest, run_dir=run_dir / "run", phases=phases,
+            report_dir=run_dir / "report", load_arrivals="constant",
+        )
+    )  # fmt: skip
+    wall_s = time.time() - started
+    load_after = load_average()
     decisions = read_decisions(run_dir / "run" / "decisions.jsonl")
     windows = windows_from_decisions(decisions)
     summary = json.loads((run_dir / "report" / "summary.json").read_text(encoding="utf-8"))
@@ -142,7 +141,6 @@ def run_once(
         "qps_after": args.qps * (args.step_factor if kind == LOAD_STEP else 1.0),
         "settle_s": settle_s,
         "after_s": args.after_s,
-        "lock_wait_s": round(waited_s, 1),
         "wall_s": round(wall_s, 1),
         "load_average_before": load_before,
         "load_average_after": load_after,
@@ -244,23 +242,40 @@ def main(argv: list[str] | None = None) -> int:
         try:
             for round_index in range(1, args.rounds + 1):
                 for kind in kinds:
-                    tuned = run_once(kind, "tuner", args.start_batch, round_index, args, Path(tmp))
-                    runs.append(tuned)
-                    _write(args, meta, runs)
-                    if tuned["interrupted"]:
-                        raise KeyboardInterrupt
-                    settled = (tuned.get("outcome") or {}).get("config_before")
-                    if args.no_static or settled is None:
-                        continue
-                    static = run_once(kind, "static", settled[0], round_index, args, Path(tmp))
-                    runs.append(static)
-                    _write(args, meta, runs)
-                    if static["interrupted"]:
-                        raise KeyboardInterrupt
+                    # One lock for the pair: the static run follows its tuned run directly.
+                    with bench_lock() as waited_s:
+                        pair_runs(kind, round_index, args, Path(tmp), runs, meta, waited_s)
         except KeyboardInterrupt:
             logger.warning("interrupted: %d runs recorded", len(runs))
     _write(args, meta, runs)
     return 0
+
+
+def pair_runs(
+    kind: str,
+    round_index: int,
+    args: argparse.Namespace,
+    scratch: Path,
+    runs: list[dict[str, Any]],
+    meta: dict[str, Any],
+    waited_s: float,
+) -> None:
+    """The tuned run, then the static one at the config it settled on; each recorded as it
+    ends. KeyboardInterrupt when a run was cut short (Ctrl-C, SIGTERM)."""
+    tuned = run_once(kind, "tuner", args.start_batch, round_index, args, scratch)
+    tuned["lock_wait_s"] = round(waited_s, 1)
+    runs.append(tuned)
+    _write(args, meta, runs)
+    if tuned["interrupted"]:
+        raise KeyboardInterrupt
+    settled = (tuned.get("outcome") or {}).get("config_before")
+    if args.no_static or settled is None:
+        return
+    static = run_once(kind, "static", settled[0], round_index, args, scratch)
+    runs.append(static)
+    _write(args, meta, runs)
+    if static["interrupted"]:
+        raise KeyboardInterrupt
 
 
 def _write(args: argparse.Namespace, meta: dict[str, Any], runs: list[dict[str, Any]]) -> None:
