@@ -1,25 +1,30 @@
-"""JSON decode time per query in the pod, before and after the text path (`json_tensors`).
+"""JSON decode time per query in the pod: the list path, the previous text path and the current one.
 
 Bodies come from the load test's own encoder (`prepare_queries`, protocol json), so they are what
 `recsched-loadtest --protocol json` sends. Per model and query size:
 
-* before: `orjson.loads` of the whole body, then `decode_query` on lists (the previous path,
+* before: `orjson.loads` of the whole body, then `decode_query` on lists (the original path,
   still the pod's fallback);
-* after: `decode_body` (arrays cut out of the body, INT64 parsed from text by numpy);
+* previous: `decode_body` with INT64 data parsed the way commit c9ead5d did (JSON's rules checked
+  over the whole text, then numpy's parser slice by slice: `json_tensors._canonical_int64`);
+* after: `decode_body` as it is (INT64 data checked and parsed slice by slice,
+  `json_numbers.int64_numbers`, with reused work arrays);
 * loop stall: the longest an asyncio ticker (1 ms period) waits while one query is decoded the
   way the pod does it, inline (before) or as `server._decode` does (a thread above
   `INLINE_JSON_DECODE_BYTES`, after).
 
-Rounds alternate before/after; each figure is the median over rounds of a per-round median, with
-the range over rounds. Writes `docs/benchmarks/json_decode.json` and the section "## JSON decoding"
-of `docs/benchmarks/pod.md`. Run (quiet machine, under the bench lock):
-`flock /tmp/recsched-bench.lock .venv/bin/python bench/json_decode.py`.
+Each decode is timed in wall time and in the thread's CPU time (`time.thread_time`): on a shared
+2-core machine the CPU time is the steadier measure of the work. Rounds alternate the variants;
+each figure is the median over rounds of a per-round median, with the range over rounds. Writes
+`docs/benchmarks/json_decode.json` and `docs/benchmarks/json_decode.md`. Run (under the bench
+lock): `flock /tmp/recsched-bench.lock .venv/bin/python bench/json_decode.py`.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime as dt
 import gc
 import json
@@ -27,7 +32,7 @@ import os
 import platform
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -71,14 +76,40 @@ def after(body: bytes, spec: ModelInputSpec) -> Any:
     return decode_body(body, None, spec, 1024)
 
 
-def median_ms(decode: Callable[[bytes, ModelInputSpec], Any], body: bytes, spec: Any) -> float:
+@contextlib.contextmanager
+def previous_int64_parser() -> Iterator[None]:
+    """INT64 data parsed as commit c9ead5d did: the whole text checked, then numpy's parser."""
+    current = json_tensors.ArrayText.int64_values
+
+    def whole_text(self: json_tensors.ArrayText) -> Any:
+        return json_tensors._canonical_int64(self.text[1:-1])
+
+    json_tensors.ArrayText.int64_values = whole_text  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        json_tensors.ArrayText.int64_values = current  # type: ignore[method-assign]
+
+
+def previous(body: bytes, spec: ModelInputSpec) -> Any:
+    with previous_int64_parser():
+        return decode_body(body, None, spec, 1024)
+
+
+def median_ms(
+    decode: Callable[[bytes, ModelInputSpec], Any], body: bytes, spec: Any
+) -> tuple[float, float]:
+    """Median wall and thread-CPU milliseconds of one decode."""
     gc.collect()
-    timings, started = [], time.perf_counter()
-    while len(timings) < 3 or (len(timings) < 50 and time.perf_counter() - started < 0.5):
-        begin = time.perf_counter()
+    walls: list[float] = []
+    cpus: list[float] = []
+    started = time.perf_counter()
+    while len(walls) < 3 or (len(walls) < 50 and time.perf_counter() - started < 0.5):
+        begin, begin_cpu = time.perf_counter(), time.thread_time()
         decode(body, spec)
-        timings.append(time.perf_counter() - begin)
-    return 1e3 * statistics.median(timings)
+        cpus.append(time.thread_time() - begin_cpu)
+        walls.append(time.perf_counter() - begin)
+    return 1e3 * statistics.median(walls), 1e3 * statistics.median(cpus)
 
 
 async def loop_stall_ms(body: bytes, spec: ModelInputSpec, threaded: bool) -> float:
@@ -108,14 +139,25 @@ async def loop_stall_ms(body: bytes, spec: ModelInputSpec, threaded: bool) -> fl
     return 1e3 * worst_s
 
 
+VARIANTS = {"before": before, "previous": previous, "after": after}
+
+
 def measure(model: str, items: int, rounds: int) -> dict[str, Any]:
     spec = model_spec(model, 0.01)
     body = json_query(spec, items, seed=items)
-    np.testing.assert_array_equal(before(body, spec).sparse, after(body, spec).sparse)
-    runs: dict[str, list[float]] = {key: [] for key in ("before", "after", "stall_b", "stall_a")}
+    reference = before(body, spec)
+    for decode in (previous, after):
+        query = decode(body, spec)
+        np.testing.assert_array_equal(reference.sparse, query.sparse)
+        if reference.dense is not None:
+            assert reference.dense.tobytes() == query.dense.tobytes()
+    keys = [*VARIANTS, *(f"{name}_cpu" for name in VARIANTS), "stall_b", "stall_a"]
+    runs: dict[str, list[float]] = {key: [] for key in keys}
     for _ in range(rounds):
-        runs["before"].append(median_ms(before, body, spec))
-        runs["after"].append(median_ms(after, body, spec))
+        for name, decode in VARIANTS.items():
+            wall_ms, cpu_ms = median_ms(decode, body, spec)
+            runs[name].append(wall_ms)
+            runs[f"{name}_cpu"].append(cpu_ms)
         runs["stall_b"].append(asyncio.run(loop_stall_ms(body, spec, threaded=False)))
         runs["stall_a"].append(asyncio.run(loop_stall_ms(body, spec, threaded=True)))
     return {
@@ -134,16 +176,18 @@ def render(results: dict[str, Any]) -> str:
         f"Run {results['date']} on {results['machine']}; load average {results['load_before']} "
         f"before, {results['load_after']} after. Command: `{results['command']}`; raw data in "
         "`docs/benchmarks/json_decode.json`. Bodies from the load test's JSON encoder (scale "
-        "0.01). Before = `orjson.loads` of the whole body and `decode_query` on lists (the "
-        "previous path, still the fallback); after = `decode_body` (number arrays cut out of the "
-        "body, INT64 data parsed from text by numpy). Loop stall = longest extra wait of a 1 ms "
-        "asyncio ticker while one query is decoded as the pod does it: inline before; after, on "
-        f"a thread above {INLINE_JSON_DECODE_BYTES >> 10} KiB. Medians of {results['rounds']} "
-        "alternating rounds, range in brackets.",
+        "0.01). List = `orjson.loads` of the whole body and `decode_query` on lists (the "
+        "original path, still the fallback); previous = `decode_body` with INT64 data parsed as "
+        "commit c9ead5d did; now = `decode_body` as it is. CPU = the decoding thread's CPU time, "
+        "wall = elapsed. Loop stall = longest extra wait of a 1 ms asyncio ticker while one query "
+        "is decoded as the pod does it: inline for the list path; now, on a thread above "
+        f"{INLINE_JSON_DECODE_BYTES >> 10} KiB. Medians of {results['rounds']} alternating "
+        "rounds, range in brackets.",
         "",
-        "| model | items | body | decode before ms | decode after ms | speedup |"
-        " loop stall before ms | loop stall after ms |",
-        "|---|---|---|---|---|---|---|---|",
+        "| model | items | body | list CPU ms | previous CPU ms | now CPU ms | now/previous |"
+        " list wall ms | previous wall ms | now wall ms | loop stall list ms |"
+        " loop stall now ms |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in results["rows"]:
         rounds = row["rounds"]
@@ -152,33 +196,41 @@ def render(results: dict[str, Any]) -> str:
             values = rounds[key]
             return f"{statistics.median(values):.2f} ({min(values):.2f}-{max(values):.2f})"
 
-        speedup = row["before_median_ms"] / row["after_median_ms"]
+        ratio = row["after_cpu_median_ms"] / row["previous_cpu_median_ms"]
         lines.append(
             f"| {row['model']} | {row['items']} | {row['body_bytes'] / 1e6:.2f} MB | "
-            f"{cell('before')} | {cell('after')} | {speedup:.1f}x | {cell('stall_b')} | "
-            f"{cell('stall_a')} |"
+            f"{cell('before_cpu')} | {cell('previous_cpu')} | {cell('after_cpu')} | "
+            f"{ratio:.2f} | {cell('before')} | {cell('previous')} | {cell('after')} | "
+            f"{cell('stall_b')} | {cell('stall_a')} |"
         )
-    lines += [
-        "",
-        "Reading: INT64 data (RMC1's 640 indices per item) now parse without a Python object per "
-        "number, which is where RMC1's gain comes from; FP32 data (WnD's 512 dense features per "
-        "item, RMC1's 128) still go through `orjson` and `np.asarray`, in slices, so WnD gains "
-        "little (at 16 items the cut costs more than it saves): a native float parser is what is "
-        "left. The loop stall no longer grows with the body: a decode on the thread holds the "
-        f"GIL one slice ({json_tensors.SLICE_BYTES >> 10} KiB of text) at a time.",
-    ]
+    lines += ["", *READING]
     return "\n".join(lines) + "\n"
 
 
+READING = [
+    "Reading: INT64 data (RMC1's 640 indices per item) and FP32 data (RMC1's 128 and WnD's 512 "
+    "dense features per item) are parsed without a Python object per number for INT64 (numpy's "
+    "text parser, JSON's rules checked around it slice by slice with reused work arrays) and "
+    "through orjson in slices for FP32. What is left is the parsers themselves: numpy's "
+    "`fromstring` on the indices and orjson on the floats. Faster numpy-only parsers were "
+    "tried and measured slower here (`bench/json_number_parsers.py`, below). The loop stall "
+    "no longer grows with the body: a decode on the thread holds the GIL one slice "
+    f"({json_tensors.SLICE_BYTES >> 10} KiB of text) at a time.",
+]
+
+
 def replace_section(report: Path, section: str) -> None:
+    """Put `section` (a markdown section, its heading on the first line) into `report`, in place
+    of the section of the same heading if there is one."""
+    heading = section.splitlines()[0]
     text = report.read_text(encoding="utf-8") if report.exists() else ""
-    if SECTION in text:
-        start = text.index(SECTION)
-        following = text.find("\n## ", start + len(SECTION))
+    if heading in text:
+        start = text.index(heading)
+        following = text.find("\n## ", start + len(heading))
         text = text[:start] + section + (text[following + 1 :] if following >= 0 else "")
     else:
         text = text.rstrip("\n") + "\n\n" + section
-    report.write_text(text, encoding="utf-8")
+    report.write_text(text.lstrip("\n"), encoding="utf-8")
 
 
 def main() -> int:
@@ -190,7 +242,7 @@ def main() -> int:
     parser.add_argument("--sizes", default="16,128,1024")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--out", type=Path, default=ROOT / "docs/benchmarks/json_decode.json")
-    parser.add_argument("--report", type=Path, default=ROOT / "docs/benchmarks/pod.md")
+    parser.add_argument("--report", type=Path, default=ROOT / "docs/benchmarks/json_decode.md")
     args = parser.parse_args()
     if args.render_only:
         replace_section(args.report, render(json.loads(args.out.read_text(encoding="utf-8"))))

@@ -22,6 +22,7 @@ from recsched_pod.errors import InvalidInputError
 from recsched_pod.http import json_tensors
 from recsched_pod.http.json_tensors import ArrayText, parse_json_body
 from recsched_pod.http.protocol import decode_body, decode_query
+from recsched_pod.models import model_spec
 from recsched_pod.models.spec import ModelInputSpec
 
 SPEC = ModelInputSpec(
@@ -222,3 +223,55 @@ def test_random_integer_texts_answer_exactly_as_the_list_path(
         text = "[" + text + "]," + values[0]
     body = body_with(("[" + text + "]").encode())
     assert outcome(fast, body) == outcome(reference, body)
+
+
+@pytest.mark.parametrize("model", ["rmc1", "wnd"])
+@pytest.mark.parametrize("items", [1, 33])
+def test_bodies_as_clients_write_them_decode_bit_for_bit(model: str, items: int) -> None:
+    """orjson's numpy output (float32 shortest form, exponents for small and large values), as the
+    load test sends it: the vectorised parsers give the reference's exact tensors."""
+    spec = model_spec(model, 0.01)
+    rng = np.random.default_rng(items)
+    magnitudes = 10.0 ** rng.integers(-9, 9, size=(items, 1))
+    dense = (rng.standard_normal((items, spec.dense_features)) * magnitudes).astype(np.float32)
+    shape = (items, spec.num_tables, spec.lookups_per_table)
+    sparse = rng.integers(0, min(spec.table_rows), size=shape)
+    document = {
+        "inputs": [
+            {
+                "name": "dense_features",
+                "datatype": "FP32",
+                "shape": list(dense.shape),
+                "data": dense,
+            },
+            {"name": "sparse_indices", "datatype": "INT64", "shape": list(shape), "data": sparse},
+        ]
+    }
+    body = orjson.dumps(document, option=orjson.OPT_SERIALIZE_NUMPY)
+    decoded = decode_body(body, None, spec, 1024)
+    expected = decode_query(orjson.loads(body), b"", spec, 1024)
+    assert decoded.dense is not None and expected.dense is not None
+    assert decoded.dense.tobytes() == expected.dense.tobytes() == dense.tobytes()
+    assert decoded.sparse.tobytes() == expected.sparse.tobytes() == sparse.tobytes()
+
+
+float_tokens = st.one_of(
+    st.floats(width=32, allow_nan=False, allow_infinity=False).map(
+        lambda value: orjson.dumps(np.float32(value), option=orjson.OPT_SERIALIZE_NUMPY).decode()
+    ),
+    st.floats(allow_nan=False, allow_infinity=False).map(repr),
+    st.integers(-(2**64), 2**64).map(str),
+    st.sampled_from(["-0", "-0.0", "1e5", "1E-5", "1.5e+3", "01.5", "1.", ".5", "1e", "NaN", "x"]),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(values=st.lists(float_tokens, min_size=3, max_size=5), separator=separators)
+def test_random_float_texts_answer_exactly_as_the_list_path(
+    values: list[str], separator: str
+) -> None:
+    body = body_with(b"[1,2,3,4,5,6,7,8]", ("[" + separator.join(values) + "]").encode())
+    kind, detail = outcome(fast, body)
+    assert (kind, detail) == outcome(reference, body)
+    if kind == "ok":  # and to the bit, the sign of zero included
+        assert fast(body).dense.tobytes() == reference(body).dense.tobytes()
