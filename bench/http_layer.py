@@ -218,6 +218,8 @@ def render(results: dict[str, Any]) -> str:
     for batch, row in results["served_over_raw"].items():
         cells = " | ".join(_cell(row[key]) for key in (*SERVERS, "lean_minus_httptools"))
         lines.append(f"| {batch.removeprefix('B=')} | {cells} |")
+    if not results["cpu_per_query"]:
+        return "\n".join(lines) + "\n"
     lines += [
         "",
         f"## CPU per query, ms ({config['items']}-item queries at {config['qps']:g} QPS, "
@@ -256,6 +258,7 @@ def main() -> int:
     parser.add_argument("--items", type=int, default=64)
     parser.add_argument("--router-seconds", type=float, default=8.0)
     parser.add_argument("--skip-pod", action="store_true", help="only the CPU-per-query part")
+    parser.add_argument("--skip-cpu", action="store_true", help="only the served/raw part")
     parser.add_argument(
         "--out", type=Path, default=ROOT / "docs" / "benchmarks" / "http_layer.json"
     )
@@ -268,7 +271,7 @@ def main() -> int:
     }
     results["config"]["loadtest"] = " ".join(LOADTEST[1:])
     results["served_over_raw"] = {} if args.skip_pod else served_over_raw(args)
-    results["cpu_per_query"] = cpu_per_query(args)
+    results["cpu_per_query"] = {} if args.skip_cpu else cpu_per_query(args)
     header["load_average_after"] = load_average()
     results["config"]["batches"] = args.batches
     write_results(args.out, results, render(results))

@@ -19,19 +19,25 @@ import asyncio
 import json
 import multiprocessing
 import os
-import platform
-import socket
 import statistics
-import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
-import httpx
-import orjson
 import torch
+from harness import (
+    ROOT,
+    binary_bodies,
+    header_line,
+    json_bodies,
+    load_average,
+    offline_signature,
+    run_header,
+    running_pod,
+    write_results,
+)
 
 from recsched_pod.dataplane.engine import WorkerPool, configure_process_threads
 from recsched_pod.dataplane.serving_graph import Scorer, serving_graph
@@ -40,8 +46,6 @@ from recsched_pod.models import MODEL_NAMES, build_model, random_query
 from recsched_pod.settings import PinPolicy
 
 BATCHES = (1, 8, 32, 128, 512, 1024)
-READING = "## Reading"
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def raw_items_per_s(scorer: Scorer, spec: Any, batch: int, seconds: float) -> float:
@@ -89,46 +93,6 @@ def gil_contention(names: list[str], scale: float, batch: int, seconds: float) -
                 "ratio": busy / alone,
             }
     return result
-
-
-def binary_body(dense: torch.Tensor | None, sparse: torch.Tensor) -> tuple[bytes, dict[str, str]]:
-    tensors = [] if dense is None else [("dense_features", "FP32", dense.numpy())]
-    tensors.append(("sparse_indices", "INT64", sparse.numpy()))
-    header = {
-        "inputs": [
-            {
-                "name": name,
-                "datatype": dtype,
-                "shape": list(array.shape),
-                "parameters": {"binary_data_size": array.nbytes},
-            }
-            for name, dtype, array in tensors
-        ],
-        "outputs": [{"name": "scores", "parameters": {"binary_data": True}}],
-    }
-    json_part = orjson.dumps(header)
-    body = json_part + b"".join(array.tobytes() for _, _, array in tensors)
-    return body, {
-        "Inference-Header-Content-Length": str(len(json_part)),
-        "Content-Type": "application/octet-stream",
-    }
-
-
-def json_body(dense: torch.Tensor | None, sparse: torch.Tensor) -> tuple[bytes, dict[str, str]]:
-    tensors = [] if dense is None else [("dense_features", "FP32", dense.numpy())]
-    tensors.append(("sparse_indices", "INT64", sparse.numpy()))
-    header = {
-        "inputs": [
-            {
-                "name": name,
-                "datatype": dtype,
-                "shape": list(array.shape),
-                "data": array.reshape(-1).tolist(),
-            }
-            for name, dtype, array in tensors
-        ]
-    }
-    return orjson.dumps(header), {"Content-Type": "application/json"}
 
 
 async def served_items_per_s(
@@ -189,54 +153,6 @@ class LoadClients:
         for pool in (self._yielding, self._competing):
             pool.close()
             pool.join()
-
-
-def kept_tail(report: Path, marker: str) -> str:
-    """The hand-written part of a generated report, from `marker` to its end ("" if none), so
-    that a rerun keeps it (update it by hand)."""
-    previous = report.read_text(encoding="utf-8") if report.exists() else ""
-    return previous[previous.index(marker) :] if marker in previous else ""
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def start_pod(name: str, scale: float) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "recsched_pod",
-            "--model",
-            name,
-            "--scale",
-            str(scale),
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-            "--batch-size",
-            "1024",
-            "--log-level",
-            "warning",
-        ],
-        stdout=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url + "/v2/health/ready", timeout=1).status_code == 200:
-                return process, url
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    process.kill()
-    raise RuntimeError(f"pod for {name} did not become ready")
 
 
 def bench_pool(
@@ -331,101 +247,78 @@ def main() -> int:
     args = parser.parse_args()
     configure_process_threads(float(os.environ.get("RECSCHED_GIL_SWITCH_INTERVAL_S", "0.0005")))
     results: dict[str, Any] = {
-        "machine": {
-            "cpus": os.cpu_count(),
-            "processor": _cpu_model(),
-            "python": platform.python_version(),
-            "torch": torch.__version__,
-        },
-        "command": "bench/pod_throughput.py " + " ".join(sys.argv[1:]),
+        "header": run_header(),
+        "torch": torch.__version__,
         "scale": args.scale,
         "client_nice": args.client_nice,
         "models": {},
     }
     clients = LoadClients(args.client_nice)
     for name in args.models.split(","):
-        model = build_model(name, scale=args.scale).eval()
-        graph = serving_graph(model, torch.device("cpu"))
-        process, url = start_pod(name, args.scale)
-        rows = []
-        try:
-            for batch in BATCHES:
-                dense, sparse = random_query(
-                    model.spec, batch, torch.Generator().manual_seed(batch)
-                )
-                raw_eager = raw_items_per_s(model, model.spec, batch, args.seconds)
-                body, headers = binary_body(dense, sparse)
-                load = (url, name, body, headers, batch, args.seconds, args.in_flight)
-                raws, served, competing = [], [], []
-                for _ in range(args.rounds):
-                    # Alternate raw and served so machine noise hits both alike.
-                    raws.append(raw_items_per_s(graph.scorer, model.spec, batch, args.seconds))
-                    served.append(clients.served(*load))
-                    if batch >= 128:
-                        competing.append(clients.served(*load, competing=True))
-                ratios = [s / r for r, s in zip(raws, served, strict=True)]
-                row = {
-                    "batch": batch,
-                    "graph": graph.mode,
-                    "raw_items_per_s": statistics.median(raws),
-                    "raw_eager_items_per_s": raw_eager,
-                    "served_binary_items_per_s": statistics.median(served),
-                    "served_over_raw": statistics.median(ratios),
-                    "served_over_raw_each_round": ratios,
-                }
-                if competing:
-                    row["client_competing_items_per_s"] = statistics.median(competing)
-                    row["client_competing_over_raw"] = statistics.median(
-                        s / r for r, s in zip(raws, competing, strict=True)
-                    )
-                if batch == 128:
-                    body, headers = json_body(dense, sparse)
-                    row["served_json_items_per_s"] = clients.served(
-                        url, name, body, headers, batch, args.seconds, args.in_flight
-                    )
-                rows.append(row)
-                print(name, json.dumps(row), flush=True)
-        finally:
-            process.terminate()
-            process.wait(timeout=30)
-        results["models"][name] = rows
+        results["models"][name] = served_rows(name, args, clients)
     clients.close()
     results["worker_scaling"] = {
         f"{name}@B={batch}": worker_scaling(name, args.scale, batch, args.seconds * 2)
         for name in ("rmc3", "wnd")
         for batch in (128, 512)
     }
-    print(json.dumps(results["worker_scaling"], indent=1))
     results["gil_contention"] = gil_contention(["rmc1", "wnd"], args.scale, 128, args.seconds)
     results["split_latency"] = {"rmc1@N=1024": split_latency("rmc1", args.scale, 1024)}
-    print(json.dumps(results["split_latency"], indent=1))
-    print(json.dumps(results["gil_contention"], indent=1))
+    results["header"]["load_average_after"] = load_average()
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=1), encoding="utf-8")
-    report = args.out.with_suffix(".md")
-    reading = kept_tail(report, READING)
-    report.write_text(render_markdown(results) + ("\n" + reading if reading else ""), "utf-8")
+    write_results(args.out, results, render_markdown(results))
     return 0
 
 
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
+def served_rows(name: str, args: argparse.Namespace, clients: LoadClients) -> list[dict[str, Any]]:
+    """Raw and served items/s of one model at every batch size, in alternating rounds."""
+    model = build_model(name, scale=args.scale).eval()
+    graph = serving_graph(model, torch.device("cpu"))
+    signature = offline_signature(name, args.scale)
+    rows = []
+    with running_pod(name, workers=1, batch=1024, scale=args.scale) as pod:
+        for batch in BATCHES:
+            raw_eager = raw_items_per_s(model, model.spec, batch, args.seconds)
+            body, headers = binary_bodies(signature, batch, seed=batch)[0]
+            load = (pod.url, name, body, headers, batch, args.seconds, args.in_flight)
+            raws, served, competing = [], [], []
+            for _ in range(args.rounds):
+                # Alternate raw and served so machine noise hits both alike.
+                raws.append(raw_items_per_s(graph.scorer, model.spec, batch, args.seconds))
+                served.append(clients.served(*load))
+                if batch >= 128:
+                    competing.append(clients.served(*load, competing=True))
+            ratios = [s / r for r, s in zip(raws, served, strict=True)]
+            row = {
+                "batch": batch,
+                "graph": graph.mode,
+                "raw_items_per_s": statistics.median(raws),
+                "raw_eager_items_per_s": raw_eager,
+                "served_binary_items_per_s": statistics.median(served),
+                "served_over_raw": statistics.median(ratios),
+                "served_over_raw_each_round": ratios,
+            }
+            if competing:
+                row["client_competing_items_per_s"] = statistics.median(competing)
+                row["client_competing_over_raw"] = statistics.median(
+                    s / r for r, s in zip(raws, competing, strict=True)
+                )
+            if batch == 128:
+                body, headers = json_bodies(signature, batch, seed=batch)[0]
+                row["served_json_items_per_s"] = clients.served(
+                    pod.url, name, body, headers, batch, args.seconds, args.in_flight
+                )
+            rows.append(row)
+            print(name, json.dumps(row), flush=True)
+    return rows
 
 
 def render_markdown(results: dict[str, Any]) -> str:
-    machine = results["machine"]
     lines = [
         "# Inference pod throughput",
         "",
-        f"Machine: {machine['cpus']} CPUs ({machine['processor']}), Python {machine['python']}, "
-        f"torch {machine['torch']}. Command: `.venv/bin/python {results['command']}`. "
-        f"Scale {results['scale']}; one thread (raw) and one worker (served).",
+        f"{header_line(results['header'])} Torch {results['torch']}, scale {results['scale']}; "
+        "one thread (raw) and one worker (served).",
         "",
         "Items/s. Served = binary protocol over loopback with queries of N = B items, sent by "
         f"an aiohttp client on the same 2 cores at nice {results['client_nice']}, so that it "

@@ -37,6 +37,7 @@ class AiohttpUpstreamPool:
         self._base_url = f"http://{host}:{port}" if ":" not in host else f"http://[{host}]:{port}"
         self._keep_headers = frozenset(name.decode("latin-1").lower() for name in keep_headers)
         self._session: aiohttp.ClientSession | None = None
+        self._closing: asyncio.Task[None] | None = None
 
     @property
     def idle_count(self) -> int:
@@ -105,8 +106,11 @@ class AiohttpUpstreamPool:
             return UpstreamResponse(response.status, kept, content)
 
     def close(self) -> None:
+        """Close the kept-alive connections (in a task: aiohttp closes asynchronously)."""
         session, self._session = self._session, None
-        if session is not None and session.connector is not None:
-            connector = session.connector
-            session.detach()
-            connector.close()  # closes its transports now; the returned waiter is not needed
+        if session is not None:
+            self._closing = asyncio.get_running_loop().create_task(session.close())
+
+    async def wait_closed(self) -> None:
+        if self._closing is not None:
+            await self._closing
