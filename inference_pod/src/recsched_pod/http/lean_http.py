@@ -4,8 +4,13 @@ uvicorn's own protocols copy a request body three times on its way to the app (e
 new `bytes`, appended to a buffer, copied again per ASGI message), pause and resume reading every
 64 KiB, and write a response's head and body in two system calls. For the router, which only
 passes 352 KiB queries on, that was most of its CPU per query; for a pod it was memory traffic
-on the event loop's core that slowed the model worker on the other (docs/benchmarks/pod.md). This
-protocol reads a body with a Content-Length straight into one buffer (`recv_into` via
+on the event loop's core that slowed the model worker on the other (docs/benchmarks/pod.md).
+Measured against uvicorn's httptools protocol in one interleaved run (docs/benchmarks/http_layer.md)
+the router spends 0.26 ms (0.19-0.31) less CPU per 352 KiB query with this one, 0.92 vs 1.11 ms;
+the pod's gain there stayed inside the run-to-run spread. `PodSettings.http_server = "httptools"`
+serves through uvicorn's protocol instead (`bounded_httptools`).
+
+This protocol reads a body with a Content-Length straight into one buffer (`recv_into` via
 `BufferedProtocol`; the last body's buffer is reused once nothing holds it), hands it to the app
 as a single ASGI message, and writes each (buffered) response in one call.
 
