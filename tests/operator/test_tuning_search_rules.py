@@ -7,8 +7,9 @@ that needs both knobs moved (the diagonal), and a saturated pool whose latency s
 target (not counted as overloaded, so 2% noise cannot make a good config look hopeless). Later
 rules cut decisions and probes over target: a threshold that swamped the GPU pool rules out every
 lower one at any batch size, a config whose measured use scaled to today's load reaches 1 is not
-probed again, an overloaded pool sets the threshold's direction, and a batch step that changes
-nothing while overloaded hands the search to the threshold.
+probed again, an overloaded pool sets the threshold's direction, a batch step that changes
+nothing while overloaded hands the search to the threshold, the best tie gets a second look
+before converging, and a load step in mid-search settles on an incumbent with headroom.
 """
 
 from __future__ import annotations
@@ -104,8 +105,9 @@ def test_an_overloaded_search_looks_past_a_flat_stretch_instead_of_converging() 
     candidate = pick_candidate(incumbent, state, observation, BOUNDS, SETTINGS, SLO)
     assert candidate is not None
     assert candidate.config not in {config for config, _ in flat}
-    # Near a feasible optimum the same flat neighbourhood ends the search instead (after the
-    # one look two positions out and the diagonals, all known here).
+    # Near a feasible optimum the same flat neighbourhood ends the search instead, after the
+    # one look two positions out and the diagonals (all known here) and second looks at the
+    # best ties (two per search).
     feasible = searching(
         incumbent,
         0.6,
@@ -113,7 +115,11 @@ def test_an_overloaded_search_looks_past_a_flat_stretch_instead_of_converging() 
         (KnobConfig(128, 1025), "worse"),
         (KnobConfig(512, 1024), "worse"),
     )
-    assert pick_candidate(incumbent, feasible, observation, BOUNDS, SETTINGS, SLO) is None
+    last = pick_candidate(incumbent, feasible, observation, BOUNDS, SETTINGS, SLO)
+    assert last is not None and last.confirm
+    again = (Trial(config, 0.66, 20.0, 1000.0, "tie", 0.0, 1) for config, _ in flat[:2])
+    looked = replace(feasible, trials=(*feasible.trials, *again))
+    assert pick_candidate(incumbent, looked, observation, BOUNDS, SETTINGS, SLO) is None
 
 
 def test_a_long_step_that_lost_hands_the_next_probe_to_the_same_knob_at_half_the_step() -> None:
@@ -228,3 +234,22 @@ def test_a_batch_step_that_changes_nothing_while_overloaded_hands_over_to_the_th
     )
     assert decision.action == "rollback" and "within the 3% band" in decision.reason
     assert after.focus_knob == "threshold"
+
+
+@pytest.mark.parametrize(("p95_ms", "settled"), [(20.0, True), (45.0, False)])
+def test_a_load_step_in_mid_search_settles_on_an_incumbent_that_keeps_its_headroom(
+    p95_ms: float, settled: bool
+) -> None:
+    # +50% load while searching: probes measured only at the old load could break the target
+    # at the new one (issue 15's drift runs); 20 ms keeps the 40 ms headroom of a 50 ms target.
+    incumbent = KnobConfig(16, 64)
+    state = searching(incumbent, 0.6)
+    stepped = window(qps=1500.0, p95_ms=p95_ms, cpu_utilization=0.9, gpu_utilization=0.5)
+    decision, after = decide_next_config(
+        stepped, incumbent, state, BOUNDS, SLO, SETTINGS, TuningMode.AUTO, 100.0
+    )
+    if settled:
+        assert decision.action == "hold" and "load stepped in mid-search" in decision.reason
+        assert after.phase == "converged" and after.converged_qps == 1500.0
+    else:
+        assert decision.action == "probe" and after.phase == "search"
