@@ -6,7 +6,8 @@ Benchmarks stay a thin layer over the product's own tools, so this module only w
   subprocesses on 127.0.0.1 and a free port, waited for on `/v2/health/ready` with a deadline
   (`running_pod`, `running_router`, or `start_process` + `wait_ready` + `stop`);
 * load comes from `recsched_loadtest` (`LOADTEST` for its CLI; `loadtest_json` runs it and
-  returns its `--json` summary);
+  returns its `--json` summary; `push_config` is its config push), and what a pod saw from its
+  own /metrics (`metric_totals`, `metric_deltas`);
 * OIP bodies come from `recsched_loadtest.encoding`, the client side of the protocol, never a
   bench's own encoder (`binary_bodies`, `json_bodies`);
 * a run header says where and when a figure was measured: machine, CPU model, load average,
@@ -21,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import functools
 import json
 import os
 import platform
@@ -62,9 +64,6 @@ ADMIN_TOKEN = "bench"
 """The /admin bearer token of every pod and router the harness starts (written to a file)."""
 
 
-# ---------------------------------------------------------------- ports and processes
-
-
 def free_port() -> int:
     """A port on 127.0.0.1 that was free a moment ago (bind to port 0, read it, release it)."""
     with socket.socket() as probe:
@@ -76,12 +75,9 @@ def start_process(
     args: Sequence[str], log: Path | None = None, launcher: Sequence[str] = POD
 ) -> subprocess.Popen[bytes]:
     """`recsched-pod ARGS` (or another `launcher`), output to `log` (discarded when None)."""
-    out = log.open("wb") if log is not None else subprocess.DEVNULL
-    try:
+    sink: Any = log.open("wb") if log is not None else contextlib.nullcontext(subprocess.DEVNULL)
+    with sink as out:  # the child keeps its own descriptor of the log
         return subprocess.Popen([*launcher, *args], stdout=out, stderr=subprocess.STDOUT)
-    finally:
-        if log is not None:
-            out.close()  # type: ignore[union-attr]  # the child holds its own descriptor
 
 
 def wait_ready(
@@ -141,16 +137,8 @@ def pod_args(
 ) -> list[str]:
     """The pod CLI's arguments: a config document (generation 1) and an admin token in `workdir`."""
     config = workdir / f"{model}-{port}-config.json"
-    config.write_text(
-        json.dumps(
-            {
-                "generation": 1,
-                "batchSize": batch,
-                "offloadThreshold": threshold,
-                "workers": workers,
-            }
-        )
-    )
+    knobs = {"batchSize": batch, "offloadThreshold": threshold, "workers": workers}
+    config.write_text(json.dumps({"generation": 1, **knobs}))
     token = workdir / "admin-token"
     token.write_text(ADMIN_TOKEN + "\n")
     return [
@@ -163,14 +151,14 @@ def pod_args(
 
 @contextlib.contextmanager
 def _running(
-    args_for_port: Any, name: str, workdir: Path | None, launcher: Sequence[str]
+    make_args: Any, name: str, workdir: Path | None, launcher: Sequence[str]
 ) -> Iterator[Running]:
     with contextlib.ExitStack() as stack:
         if workdir is None:
             workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-")))
         port = free_port()
         log = workdir / f"{name}-{port}.log"
-        process = start_process(args_for_port(port, workdir), log, launcher)
+        process = start_process(make_args(workdir, port=port), log, launcher)
         stack.callback(stop, process)
         url = f"http://127.0.0.1:{port}"
         wait_ready(url, process, log=log)
@@ -190,20 +178,16 @@ def running_pod(
     launcher: Sequence[str] = POD,
 ) -> Iterator[Running]:
     """One inference pod, ready, for the `with` block; stopped after it."""
-
-    def args(port: int, directory: Path) -> list[str]:
-        return pod_args(
-            model,
-            directory,
-            port=port,
-            workers=workers,
-            batch=batch,
-            scale=scale,
-            threshold=threshold,
-            extra_args=extra_args,
-        )
-
-    with _running(args, f"pod-{model}", workdir, launcher) as pod:
+    make_args = functools.partial(
+        pod_args,
+        model,
+        workers=workers,
+        batch=batch,
+        scale=scale,
+        threshold=threshold,
+        extra_args=extra_args,
+    )
+    with _running(make_args, f"pod-{model}", workdir, launcher) as pod:
         yield pod
 
 
@@ -221,7 +205,7 @@ def running_router(
 ) -> Iterator[Running]:
     """One router (`--role router`) in front of `host:port` endpoints, ready, for the block."""
 
-    def args(port: int, directory: Path) -> list[str]:
+    def make_args(directory: Path, port: int) -> list[str]:
         routes = ["--cpu-endpoints", ",".join(cpu_endpoints)]
         if gpu_endpoints:
             routes += ["--gpu-endpoints", ",".join(gpu_endpoints)]
@@ -230,11 +214,8 @@ def running_router(
         )
         return ["--role", "router", *common, *routes]
 
-    with _running(args, f"router-{model}", workdir, launcher) as router:
+    with _running(make_args, f"router-{model}", workdir, launcher) as router:
         yield router
-
-
-# ---------------------------------------------------------------- load and request bodies
 
 
 def loadtest_json(args: Sequence[str], timeout_s: float | None = None) -> dict[str, Any]:
@@ -330,10 +311,8 @@ def metric_totals(url: str, prefixes: Sequence[str]) -> dict[str, float]:
 
 
 def metric_deltas(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    """What each `metric_totals` sample grew by between two scrapes."""
     return {key: value - before.get(key, 0.0) for key, value in after.items()}
-
-
-# ---------------------------------------------------------------- run headers and reports
 
 
 def cpu_model() -> str:
