@@ -56,6 +56,7 @@ RAW = ROOT / "docs/benchmarks/tuner_study.json"
 GPU_PROFILE = gpu_profile_path("nvidia-h200")
 BEGIN, END = "<!-- tuner_convergence: begin -->", "<!-- tuner_convergence: end -->"
 INTERVALS = 30
+POLICY = "operator/src/recsched_operator/tuner"
 WINDOW_QUERIES = 20000
 
 
@@ -159,15 +160,15 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _commit() -> str:
-    """The checkout's commit, marked '+ changes' when the tuning code differs from it."""
+    """The last commit of the tuner's code, marked '+ changes' when the checkout differs."""
 
     def git(*args: str) -> str:
         return subprocess.run(
             ["git", *args], cwd=ROOT, capture_output=True, text=True, check=False
         ).stdout.strip()
 
-    dirty = git("status", "--porcelain", "operator/src/recsched_operator/tuning")
-    return git("rev-parse", "--short", "HEAD") + (" + changes" if dirty else "")
+    dirty = git("status", "--porcelain", POLICY)
+    return git("log", "-1", "--format=%h", "--", POLICY) + (" + changes" if dirty else "")
 
 
 def _span(values: list[int]) -> str:

@@ -253,3 +253,16 @@ def test_a_load_step_in_mid_search_settles_on_an_incumbent_that_keeps_its_headro
         assert after.phase == "converged" and after.converged_qps == 1500.0
     else:
         assert decision.action == "probe" and after.phase == "search"
+
+
+def test_an_overloaded_gpu_pool_takes_the_focus_from_the_batch() -> None:
+    # No batch size relieves the GPU pool (MTWnD on the H200 spent four decisions on batch
+    # sizes at T = 32); the joint escape already lost here, so the threshold goes next.
+    incumbent = KnobConfig(256, 32)
+    state = replace(
+        searching(incumbent, OVERLOADED_USE, (KnobConfig(1024, 128), "worse")),
+        focus_knob="batch",
+    )
+    swamped_gpu = window(p95_ms=1800.0, cpu_utilization=0.5, gpu_utilization=1.3)
+    candidate = pick_candidate(incumbent, state, swamped_gpu, BOUNDS, SETTINGS, SLO)
+    assert candidate is not None and candidate.knob == "threshold" and candidate.direction == 1

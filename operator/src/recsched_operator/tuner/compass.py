@@ -161,9 +161,18 @@ def knob_order(
     state: TuningState, observation: Observation, bounds: TuningBounds, settings: TuningSettings
 ) -> list[Knob]:
     movable = [knob for knob in KNOBS if len(bounds.grid(knob)) > 1]
-    cpu_busy = observation.cpu_utilization
-    if state.focus_knob in movable:
-        first: Knob = state.focus_knob
+    cpu_busy, gpu_busy = observation.cpu_utilization, observation.gpu_utilization
+    if (
+        "threshold" in movable
+        and gpu_busy is not None
+        and gpu_busy >= 1.0
+        and gpu_busy > (cpu_busy or 0.0)
+    ):
+        # No batch size relieves an overloaded GPU pool: its work depends on the threshold
+        # alone (MTWnD on the H200 spent decisions 11-14 on batch sizes at T = 32).
+        first: Knob = "threshold"
+    elif state.focus_knob in movable:
+        first = state.focus_knob
     elif cpu_busy is not None and cpu_busy >= 1.0:
         first = "batch"
     elif "threshold" in movable and pools_imbalanced(observation, settings):
