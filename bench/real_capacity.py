@@ -24,11 +24,14 @@ as the searches they predict:
   rounds 1..n: round r is predicted blind from C(r-1) alone, and from the mean of C(r-1) and
   C(r) (the machine's speed on both sides of its searches; the floor is judged on this one).
 
-Why not the shipped profile: measured on another day, one thread, outside the pod, it misses
-what the pod and the client add per query, and its shape is off for this pod. WnD's times at
-512-1024 items are about 2x the pod's forward time while at 64 items they are close, so the
-previous calibration (one factor fitted at B = 64, then applied to B = 512-1024) priced WnD's
-large requests at twice their cost and predicted half the capacity measured.
+Why the previous run missed WnD by 2x (measured 2.0-2.4x its prediction): it fitted one factor
+on the shipped profile at 64-item requests, minutes before the searches, and applied it to B =
+512-1024. Two errors compounded. The profile's shape is off for this pod: WnD's pod forward time
+over the profile's is 1.95 at 64 items but 1.57 at 256-1024 (docs/benchmarks/real_capacity.md;
+0.69 vs 0.51 in a one-thread timing at load 1.5), so large requests were priced 1.25-1.35x too
+high; and the machine's speed moves between calibrations a few minutes apart (0.7-2.25x here),
+which the old run saw as WnD's pod running about twice as fast as calibrated. The pod config was
+the simulated one (2 workers, one intra-op thread each, pinned; B pushed by the sweep).
 
     flock /tmp/recsched-bench.lock .venv/bin/python bench/real_capacity.py [--rounds 3]
 
