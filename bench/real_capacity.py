@@ -220,8 +220,10 @@ def measure(
     start_qps: float,
     seed: int,
     workdir: Path,
+    curves: dict[str, Any],
 ) -> dict[str, float]:
-    """One `recsched-loadtest sweep` over `configs`: each config's searched capacity."""
+    """One `recsched-loadtest sweep` over `configs`: each config's searched capacity (its trials
+    go into `curves`)."""
     config_file = workdir / f"{model}-configs-{seed}.json"
     config_file.write_text(
         json.dumps([{**config.to_dict(), "workers": WORKERS} for _, config in configs])
@@ -238,6 +240,8 @@ def measure(
         ]
     )
     results = json.loads((out / "sweep.json").read_text())["results"]
+    for (key, _), result in zip(configs, results, strict=True):
+        curves[key] = result["curve"]  # every trial: offered QPS, p95, passed
     return {
         key: float(result["capacity_qps"])
         for (key, _), result in zip(configs, results, strict=True)
@@ -274,7 +278,10 @@ def run_model(model: str, rounds: int, workdir: Path) -> dict[str, Any]:
             if round_number % 2 == 0:
                 configs.reverse()
             start = max(0.7 * min(p["qps"] for p in blind.values()), 2.0)
-            measured = measure(pod, model, sizes, target, configs, start, round_number, workdir)
+            curves: dict[str, Any] = {}
+            measured = measure(
+                pod, model, sizes, target, configs, start, round_number, workdir, curves
+            )
             after = calibrate(pod, model, sizes, round_number)
             calibration = pooled(before, after)
             _, predicted = predict(model, calibration, target, tuned)
@@ -294,6 +301,7 @@ def run_model(model: str, rounds: int, workdir: Path) -> dict[str, Any]:
                     "measured_qps": measured,
                     "measured_over_predicted": ratios(measured, predicted),
                     "measured_over_blind": ratios(measured, blind),
+                    "search_trials": curves,
                 }
             )
             before = after
