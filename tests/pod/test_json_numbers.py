@@ -17,6 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from recsched_pod.http import json_numbers
 from recsched_pod.http.json_numbers import int64_numbers
 
 
@@ -86,6 +87,15 @@ def test_concurrent_threads_each_get_their_own_numbers() -> None:
 
     with ThreadPoolExecutor(max_workers=4) as pool:
         assert all(pool.map(parse, list(range(8)) * 4))
+
+
+def test_a_slice_past_the_kept_size_is_parsed_with_arrays_that_are_not_kept() -> None:
+    """A text without commas for megabytes (one slice) must not leave work arrays its size."""
+    count = json_numbers._Scratch.KEPT_SIZE // 2 + 10
+    parsed = int64_numbers(b"7," * count + b"7")
+    assert parsed is not None and parsed.size == count + 1 and set(parsed.tolist()) == {7}
+    kept = json_numbers._SCRATCH.arrays.values()
+    assert max(array.size for array in kept) <= json_numbers._Scratch.KEPT_SIZE * 5 // 4
 
 
 tokens = st.one_of(

@@ -12,11 +12,11 @@ that allocate nothing per query: the work arrays are per thread and reused, beca
 machine a fresh 256 KiB temporary costs more in page faults than the arithmetic on it (the
 previous whole-text checks cost as much as the parse itself).
 
-Measured and not used (`bench/json_decode.py`, docs/benchmarks/json_decode.md): a fully
+Measured and not used (`bench/json_number_parsers.py`, docs/benchmarks/json_decode.md): a fully
 vectorised digit parser (comma positions, 8 bytes per number combined by SWAR multiply-and-shift
-steps) took 1.4-1.8x the CPU time of numpy's parser here, and a vectorised float parser
-(mantissa digits and a power of ten, Clinger's exact fast path) 1.3x that of orjson's per slice,
-so FP32 data still go through orjson in slices.
+steps) and a vectorised float parser (mantissa digits and a power of ten, Clinger's exact fast
+path) each took as much CPU time as the C parser they would replace (numpy's for integers,
+orjson's for floats), so FP32 data still go through orjson in slices.
 """
 
 from __future__ import annotations
@@ -38,12 +38,17 @@ IntArray = npt.NDArray[np.int64]
 
 
 class _Scratch(threading.local):
-    """Work arrays by name, grown as needed and reused by the same thread."""
+    """Work arrays by name, grown as needed and reused by the same thread (up to `KEPT_SIZE`
+    elements: a larger one, from a text without commas, is made for the call and dropped)."""
+
+    KEPT_SIZE = 1 << 20
 
     def __init__(self) -> None:
         self.arrays: dict[str, npt.NDArray[Any]] = {}
 
     def get(self, name: str, size: int, dtype: type[Any]) -> npt.NDArray[Any]:
+        if size > self.KEPT_SIZE:
+            return np.empty(size, dtype)
         array = self.arrays.get(name)
         if array is None or array.size < size:
             array = np.empty(max(size, 4096) * 5 // 4, dtype)

@@ -10,7 +10,8 @@ them back into arrays: about 100 ms of one core here, most of it for the integer
    (`json_numbers.int64_numbers`: JSON's rules checked around numpy's parser), without a Python
    object per number, but only when the text is certainly a flat list of JSON integers; anything
    else returns None and the caller goes through `orjson.loads` and its usual checks. FP32 data go
-   through orjson in slices (`ArrayText.as_array`): measured, that beats numpy-only float parsing.
+   through orjson in slices (`ArrayText.as_array`): measured, numpy-only float parsing does no
+   better (`json_numbers`).
 
 Both steps are conservative: an array is cut only when it is certainly the value of a `"data"` key
 and holds no string (no `"`) and no nested list, and if the cut document does not come out as
