@@ -140,7 +140,7 @@ def fit_worker_factor(
             low = middle
         else:
             high = middle
-    return (low * high) ** 0.5
+    return float((low * high) ** 0.5)
 
 
 def fixed_latency_s(
