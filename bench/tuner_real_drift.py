@@ -204,6 +204,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--static-settle-s", type=float, default=22.0)
     parser.add_argument("--after-s", type=float, default=121.0, help="after the change")
     parser.add_argument("--no-static", action="store_true", help="tuned runs only")
+    parser.add_argument(
+        "--append",
+        action="store_true",
+        help="keep the runs already in --out-json and add these, rounds numbered on",
+    )
     parser.add_argument("--out-md", type=Path, default=OUT_MD)
     parser.add_argument("--out-json", type=Path, default=OUT_JSON)
     parser.add_argument(
@@ -238,9 +243,15 @@ def main(argv: list[str] | None = None) -> int:
         "settings": {k: v for k, v in vars(args).items() if k not in ("out_md", "out_json")},
     }
     runs: list[dict[str, Any]] = []
+    if args.append and args.out_json.exists():
+        previous = json.loads(args.out_json.read_text(encoding="utf-8"))
+        runs = previous["runs"]
+        earlier = previous["meta"].pop("earlier", [])
+        meta["earlier"] = [*earlier, previous["meta"]]
+    first_round = max((r["round"] for r in runs), default=0) + 1
     with tempfile.TemporaryDirectory(prefix="tuner-real-drift-") as tmp:
         try:
-            for round_index in range(1, args.rounds + 1):
+            for round_index in range(first_round, first_round + args.rounds):
                 for kind in kinds:
                     # One lock for the pair: the static run follows its tuned run directly.
                     with bench_lock() as waited_s:

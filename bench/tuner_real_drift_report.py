@@ -94,7 +94,12 @@ def render(document: Mapping[str, Any]) -> str:
         f"({machine['cpu_model']}), Python {machine['python']}, shared; 1-minute load average "
         f"{meta['load_average_before'][0]:g} before, {meta['load_average_after'][0]:g} after "
         "(each run's own in the last table). Raw windows and figures: "
-        "`docs/benchmarks/tuner_real_drift.json`.",
+        "`docs/benchmarks/tuner_real_drift.json`."
+        + "".join(
+            f" Earlier runs: `{m['command']}`, {m['date']} to {m['finished']}, code "
+            f"{m['code_commit']}."
+            for m in meta.get("earlier", [])
+        ),
         "",
         f"{meta['model']}, {meta['pod']}; {meta['sizes']} sizes at constant arrivals, "
         f"{settings['qps']:g} QPS; p95 target {settings['target_ms']:g} ms over "
