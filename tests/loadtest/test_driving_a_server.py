@@ -56,10 +56,12 @@ async def test_every_failure_is_counted_by_kind_and_none_is_dropped(
 ) -> None:
     # Server-side request k: hangs past the client deadline if k % 7 == 0, else 503 if
     # k % 5 == 0, else answers with the wrong item count if k % 11 == 0.
+    # The deadline (1 s) sits far from both a served query (~20 ms here, client overhead
+    # included) and a hang (3 s): a busy machine must not turn a served query into a timeout.
     fresh_server.set_behaviour(
-        service_s=0.001, servers=4, hang_every=7, hang_s=1.0, fail_every=5, wrong_items_every=11
+        service_s=0.001, servers=4, hang_every=7, hang_s=3.0, fail_every=5, wrong_items_every=11
     )
-    options = DriveOptions(request_timeout_s=0.3, drain_timeout_s=2.0)
+    options = DriveOptions(request_timeout_s=1.0, drain_timeout_s=2.0)
     _, summary = await _run(fresh_server.url, 100.0, 2.0, options, client=client)
     assert summary.queries == 200
     assert summary.errors == {"bad_response": 13, "http_503": 35, "timeout": 28}
