@@ -51,7 +51,7 @@ clean:
 
 # Issue 13's headline: section 1 on the simulator (docs/benchmarks/headline.md and the top of
 # docs/benchmarks.md; 13 min of CPU, 16-24 min on the shared 2 cores), section 2 on real pods
-# (docs/benchmarks/real_capacity.md, ~15 min) and, with PEERS=1, section 3 beside MLServer
+# (docs/benchmarks/real_capacity.md, ~18 min) and, with PEERS=1, section 3 beside MLServer
 # (docs/benchmarks/peers.md, ~25 min; installs MLServer in its own venv under bench/.scratch).
 # Sections 2 and 3 measure real processes, so they take the bench lock.
 REPRODUCE_SEEDS ?= 3
