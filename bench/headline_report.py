@@ -19,7 +19,7 @@ from typing import Any
 from harness import cpu_model, load_average
 
 ROOT = Path(__file__).resolve().parents[1]
-POLICY = "operator/src/recsched_operator/tuning"
+POLICY = "operator/src/recsched_operator/tuner"
 SHAPE_TEXT = {
     "2x8+gpu": "2 CPU pods x 8 workers + 1 GPU pod (the tuner study's cluster)",
     "1x32+gpu": "1 CPU pod x 32 workers + 1 GPU pod (the paper's server: DeepRecInfra's 32 "
