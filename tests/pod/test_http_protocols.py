@@ -272,3 +272,14 @@ def test_oversize_body_sent_whole_gets_413_not_a_reset(strict_echo: str) -> None
             connection.sendall(chunk)  # a reset here, or in the read below, fails the test
         raw = read_answers(connection)
     assert raw.startswith(b"HTTP/1.1 413") and b"exceeds the limit" in raw
+
+
+def test_http_implementations_come_from_the_flags_and_default_to_lean() -> None:
+    from recsched_pod.cli import settings_from_args
+
+    chosen, _ = settings_from_args(["--http-server", "httptools", "--upstream-client", "aiohttp"])
+    assert (chosen.http_server, chosen.upstream_client) == ("httptools", "aiohttp")
+    default, _ = settings_from_args([])
+    assert (default.http_server, default.upstream_client) == ("lean", "lean")
+    with pytest.raises(SystemExit):
+        settings_from_args(["--http-server", "h11"])

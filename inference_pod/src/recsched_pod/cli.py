@@ -59,6 +59,16 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         help="emulated device: GPU latency profile file measured on a real GPU",
     )
+    add(
+        "--http-server",
+        choices=["lean", "httptools"],
+        help="connection protocol: lean (default, the project's) or httptools (uvicorn's, bounded)",
+    )
+    add(
+        "--upstream-client",
+        choices=["lean", "aiohttp"],
+        help="router: HTTP client to the pods, lean (default) or aiohttp",
+    )
     add("--admin-token-file", type=Path, help="file holding the /admin bearer token")
     add("--log-level", default="INFO", help="logging level (default INFO)")
     return parser
