@@ -84,3 +84,14 @@ def test_dns_name_resolves_to_host_port_list() -> None:
     )
     with pytest.raises(EndpointSourceError, match="name:port"):
         resolve_dns("localhost")
+
+
+@pytest.mark.parametrize("name", ["rm-cpu-pods.ns.svc", "rm-cpu-pods.ns.svc:http", ":8000"])
+def test_a_dns_endpoint_without_a_port_stops_the_router_at_start(name: str) -> None:
+    from pydantic import ValidationError
+
+    from recsched_pod.settings import PodSettings
+
+    with pytest.raises(ValidationError, match="cpu_endpoints_dns"):
+        PodSettings(role="router", cpu_endpoints_dns=name)
+    assert PodSettings(role="router", gpu_endpoints_dns="rm-gpu.ns.svc:8000").gpu_endpoints_dns

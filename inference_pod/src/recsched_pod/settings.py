@@ -7,13 +7,17 @@ so the same image runs in a cluster (env from the Deployment) and in local mode 
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Role = Literal["pod", "router"]
+# A headless Service's DNS name and the pods' port: checked at start, so a malformed name stops the
+# router with one line instead of killing its endpoint refresh later.
+DNS_ENDPOINT = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?:[0-9]{1,5}$")
 Device = Literal["cpu", "cuda", "emulated"]
 Pool = Literal["cpu", "gpu", "router"]
 GraphMode = Literal["traced", "eager"]
@@ -149,6 +153,13 @@ class PodSettings(BaseSettings):
         description="Router only: the HTTP client to the pods, lean (`router.upstream_client`) "
         "or aiohttp (`router.aiohttp_upstream`); compared in docs/benchmarks/http_layer.md.",
     )
+
+    @field_validator("cpu_endpoints_dns", "gpu_endpoints_dns")
+    @classmethod
+    def _dns_name_and_port(cls, value: str | None) -> str | None:
+        if value is not None and not DNS_ENDPOINT.match(value):
+            raise ValueError(f"{value!r} is not a DNS name:port (e.g. rm-cpu-pods.ns.svc:8000)")
+        return value
 
     @model_validator(mode="after")
     def _token_from_file(self) -> PodSettings:
