@@ -25,6 +25,7 @@ from recsched_operator.local.drift import (
     first_window_s,
     windows_from_decisions,
 )
+from recsched_operator.local.scenario import DemoLoad, demo_phases
 
 WINDOW_S = 10.0
 INTERVAL_S = 11.0
@@ -193,3 +194,9 @@ def test_cli_drift_scenario_too_short_for_a_window_each_side_is_refused() -> Non
     args = local_args("--scenario", "load-step", "--duration-s", "30", "--load-qps", "22")
     with pytest.raises(ValueError, match="too short"):
         scenario_phases(args, window_s=10.0, target_ms=50.0)
+
+
+def test_cli_demo_scenario_is_still_the_demo_phases() -> None:
+    args = local_args("--scenario", "demo", "--duration-s", "150", "--load-qps", "20")
+    expected = demo_phases(150.0, 10.0, DemoLoad(qps=20.0))
+    assert scenario_phases(args, window_s=10.0, target_ms=30.0) == expected
