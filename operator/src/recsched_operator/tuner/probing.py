@@ -102,16 +102,7 @@ def probe_or_converge(
         # breach streak: converging does not make that observation go away.
         latency = observation.latency_ms(slo.percentile)
         breached = incumbent == current and latency is not None and latency > slo.target_ms
-        new_state = replace(
-            state,
-            phase="converged",
-            probe=None,
-            converged_qps=state.reference_qps,
-            converged_ms=state.reference_ms,
-            converged_items=observation.mean_query_items,
-            over_target_streak=1 if breached else 0,
-            drift_streak=0,
-        )
+        new_state = _converge(state, observation, over_target_streak=1 if breached else 0)
         if incumbent != current:
             new_state = replace(new_state, last_change_s=now_s)
         reason = f"{preface}converged at {incumbent.describe()}: {where}; no neighbour is better"
@@ -130,22 +121,27 @@ def settle(
     """Converge on the incumbent being served, without looking at more neighbours."""
     incumbent = state.incumbent
     assert incumbent is not None
-    new_state = replace(
-        state,
-        phase="converged",
-        probe=None,
-        converged_qps=state.reference_qps,
-        converged_ms=state.reference_ms,
-        converged_items=observation.mean_query_items,
-        over_target_streak=0,
-        drift_streak=0,
-    )
+    new_state = _converge(state, observation, over_target_streak=0)
     reason = (
         f"{preface}converged at {incumbent.describe()}: latency "
         f"{format_ms(state.reference_ms or 0.0)} keeps its headroom at "
         f"{state.reference_qps or 0:.0f} qps"
     )
     return Decision.hold(incumbent, reason), new_state
+
+
+def _converge(state: TuningState, observation: Observation, over_target_streak: int) -> TuningState:
+    """The converged phase on the incumbent, its reference measurement now the converged one."""
+    return replace(
+        state,
+        phase="converged",
+        probe=None,
+        converged_qps=state.reference_qps,
+        converged_ms=state.reference_ms,
+        converged_items=observation.mean_query_items,
+        over_target_streak=over_target_streak,
+        drift_streak=0,
+    )
 
 
 def _start_probe(state: TuningState, candidate: Candidate, now_s: float) -> TuningState:

@@ -16,19 +16,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import numpy as np
-
-from recsched_operator.tuner import (
-    KnobConfig,
-    SloTarget,
-    TuningBounds,
-    TuningMode,
-    TuningSettings,
-    decide_next_config,
-    initial_state,
-)
+from recsched_operator.tuner import KnobConfig, SloTarget, TuningBounds, TuningSettings
 from recsched_operator.tuner.simulation.capacity import CapacityModel
-from recsched_operator.tuner.simulation.tuning_run import SimulatedService
+from recsched_operator.tuner.simulation.tuning_run import (
+    LoopStep,
+    SimulatedService,
+    closed_loop,
+    settled_config,
+)
 
 PAPER_BATCHES = (512, 384, 256, 192, 128, 96, 64, 48, 32)  # run_Scheduler.sh --batch_configs
 PAPER_THRESHOLDS = (96, 128, 192, 256, 384, 512)  # run_Scheduler.sh --accel_configs
@@ -94,26 +89,22 @@ def run_drift(
     seed: int,
 ) -> tuple[Outcome, list[str]]:
     """The tuner from the pre-change optimum through the change; its outcome and trace."""
-    rng = np.random.default_rng(seed)
-    state = initial_state()
-    config = before.optimum
-    now_s = 0.0
     judge = Judge(after)
     step_s = interval_s(settings, after.slo)
+
+    def phase_at(index: int) -> tuple[SimulatedService, SloTarget]:
+        phase = before if index <= change_at else after
+        return phase.service, phase.slo
+
     served_after: list[KnobConfig] = []
     trace = []
-    for index in range(1, change_at + intervals_after + 1):
-        phase = before if index <= change_at else after
-        now_s += settings.cooldown_s + phase.slo.window_s
-        observation = phase.service.observe(config, now_s, phase.slo.window_s, rng)
-        if index > change_at:
-            served_after.append(config)
-        decision, state = decide_next_config(
-            observation, config, state, bounds, phase.slo, settings, TuningMode.AUTO, now_s
-        )
-        trace.append(f"{index} {decision.action}: {decision.reason}")
-        config = decision.config
-    settled = state.incumbent if state.probe is not None and state.incumbent else config
+    last: LoopStep | None = None
+    intervals = change_at + intervals_after
+    for last in closed_loop(phase_at, before.optimum, bounds, settings, intervals, seed):
+        if last.index > change_at:
+            served_after.append(last.served)
+        trace.append(f"{last.index} {last.decision.action}: {last.decision.reason}")
+    settled = settled_config(last, before.optimum)
     return _outcome(served_after, judge, step_s, settled), trace
 
 

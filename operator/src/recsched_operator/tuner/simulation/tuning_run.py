@@ -14,17 +14,20 @@ converged, and the longest run of intervals over target after converging.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from recsched_operator.tuner import (
+    Decision,
     KnobConfig,
     Observation,
     SloTarget,
     TuningBounds,
     TuningMode,
     TuningSettings,
+    TuningState,
     decide_next_config,
     initial_state,
 )
@@ -128,6 +131,53 @@ class TuningRun:
     final: KnobConfig
 
 
+@dataclass(frozen=True)
+class LoopStep:
+    """One interval of the closed loop: the config served, what the tuner saw and decided."""
+
+    index: int
+    now_s: float
+    served: KnobConfig
+    observation: Observation
+    decision: Decision
+    state: TuningState
+
+
+def closed_loop(
+    interval: Callable[[int], tuple[SimulatedService, SloTarget]],
+    start: KnobConfig,
+    bounds: TuningBounds,
+    settings: TuningSettings,
+    intervals: int,
+    seed: int,
+    mode: TuningMode = TuningMode.AUTO,
+) -> Iterator[LoopStep]:
+    """The tuner in closed loop with the simulator for `intervals` decisions from `start`, one
+    per cooldown + window; `interval(index)` says what is served and its SLO at that decision."""
+    rng = np.random.default_rng(seed)
+    state = initial_state()
+    config = start
+    now_s = 0.0
+    for index in range(1, intervals + 1):
+        service, slo = interval(index)
+        now_s += settings.cooldown_s + slo.window_s
+        observation = service.observe(config, now_s, slo.window_s, rng)
+        decision, state = decide_next_config(
+            observation, config, state, bounds, slo, settings, mode, now_s
+        )
+        yield LoopStep(index, now_s, config, observation, decision, state)
+        config = decision.config
+
+
+def settled_config(last: LoopStep | None, start: KnobConfig) -> KnobConfig:
+    """Where a loop ending at `last` settled: the incumbent if a probe was still in flight (it is
+    not where the tuner settled), else the config it chose last; `start` if it made no decision."""
+    if last is None:
+        return start
+    state = last.state
+    return state.incumbent if state.probe is not None and state.incumbent else last.decision.config
+
+
 def run_tuner(
     service: SimulatedService,
     start: KnobConfig,
@@ -139,35 +189,26 @@ def run_tuner(
     mode: TuningMode = TuningMode.AUTO,
 ) -> TuningRun:
     """Run `intervals` decisions, one per cooldown + window, from `start`."""
-    rng = np.random.default_rng(seed)
-    state = initial_state()
-    config = start
-    now_s = 0.0
     steps: list[TraceStep] = []
-    for index in range(1, intervals + 1):
-        now_s += settings.cooldown_s + slo.window_s
-        observation = service.observe(config, now_s, slo.window_s, rng)
-        decision, state = decide_next_config(
-            observation, config, state, bounds, slo, settings, mode, now_s
-        )
+    last: LoopStep | None = None
+    for last in closed_loop(
+        lambda _: (service, slo), start, bounds, settings, intervals, seed, mode
+    ):
         steps.append(
             TraceStep(
-                index=index,
-                at_s=now_s,
-                served=config,
-                observed_ms=observation.latency_ms(slo.percentile),
-                qps=observation.qps,
-                action=decision.action,
-                reason=decision.reason,
-                next_config=decision.config,
-                incumbent=state.incumbent,
-                phase=state.phase,
+                index=last.index,
+                at_s=last.now_s,
+                served=last.served,
+                observed_ms=last.observation.latency_ms(slo.percentile),
+                qps=last.observation.qps,
+                action=last.decision.action,
+                reason=last.decision.reason,
+                next_config=last.decision.config,
+                incumbent=last.state.incumbent,
+                phase=last.state.phase,
             )
         )
-        config = decision.config
-    # A probe still in flight at the end is not where the tuner settled: its incumbent is.
-    settled = state.incumbent if state.probe is not None and state.incumbent else config
-    return TuningRun(tuple(steps), settled)
+    return TuningRun(tuple(steps), settled_config(last, start))
 
 
 @dataclass(frozen=True)
