@@ -65,6 +65,29 @@ def set_condition(
     return sorted(updated, key=lambda item: str(item["type"]))
 
 
+def set_verdict(
+    conditions: Sequence[Mapping[str, Any]],
+    type_: str,
+    ok: bool | None,
+    reason: str,
+    message: str,
+    *,
+    now: datetime.datetime,
+    observed_generation: int | None,
+) -> list[dict[str, Any]]:
+    """`set_condition` for a yes/no verdict: `ok` True or False, None when it is not known."""
+    status: ConditionStatus = "Unknown" if ok is None else ("True" if ok else "False")
+    return set_condition(
+        conditions,
+        type_=type_,
+        status=status,
+        reason=reason,
+        message=message,
+        now=now,
+        observed_generation=observed_generation,
+    )
+
+
 def get_condition(conditions: Sequence[Mapping[str, Any]], type_: str) -> Mapping[str, Any] | None:
     """The condition of that type, or None."""
     for condition in conditions:

@@ -47,31 +47,24 @@ def pool_conditions(
     conditions = [dict(c) for c in existing]
     all_ready = True
     for role, type_ in POOL_CONDITIONS.items():
-        status: cond.ConditionStatus
         wanted, ready = pools[role]["replicas"], pools[role]["readyReplicas"]
         if wanted == 0:
-            status, reason, message = "True", "NotRequested", f"{role} pool has 0 replicas"
+            ok, reason, message = True, "NotRequested", f"{role} pool has 0 replicas"
         elif ready >= wanted:
-            status, reason, message = "True", "ReplicasReady", f"{ready}/{wanted} ready"
+            ok, reason, message = True, "ReplicasReady", f"{ready}/{wanted} ready"
         else:
-            status, reason, message = "False", "ReplicasNotReady", f"{ready}/{wanted} ready"
+            ok, reason, message = False, "ReplicasNotReady", f"{ready}/{wanted} ready"
             all_ready = False
-        conditions = cond.set_condition(
-            conditions,
-            type_=type_,
-            status=status,
-            reason=reason,
-            message=message,
-            now=now,
-            observed_generation=generation,
+        conditions = cond.set_verdict(
+            conditions, type_, ok, reason, message, now=now, observed_generation=generation
         )
     not_ready = [r for r in POOL_CONDITIONS if pools[r]["readyReplicas"] < pools[r]["replicas"]]
-    return cond.set_condition(
+    return cond.set_verdict(
         conditions,
-        type_=cond.READY,
-        status="True" if all_ready else "False",
-        reason="Deployed" if all_ready else "PoolsNotReady",
-        message="every pool is ready" if all_ready else "not ready: " + ", ".join(not_ready),
+        cond.READY,
+        all_ready,
+        "Deployed" if all_ready else "PoolsNotReady",
+        "every pool is ready" if all_ready else "not ready: " + ", ".join(not_ready),
         now=now,
         observed_generation=generation,
     )

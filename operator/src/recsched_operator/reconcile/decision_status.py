@@ -39,15 +39,8 @@ def _conditions(
     def put(
         conds: Sequence[Mapping[str, Any]], type_: str, ok: bool | None, reason: str, message: str
     ) -> list[dict[str, Any]]:
-        status: cond.ConditionStatus = "Unknown" if ok is None else ("True" if ok else "False")
-        return cond.set_condition(
-            conds,
-            type_=type_,
-            status=status,
-            reason=reason,
-            message=message,
-            now=now,
-            observed_generation=generation,
+        return cond.set_verdict(
+            conds, type_, ok, reason, message, now=now, observed_generation=generation
         )
 
     if outcome.metrics_error:
