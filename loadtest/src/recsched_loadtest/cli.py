@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
-from collections.abc import Coroutine
+from collections.abc import AsyncIterator, Coroutine
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -206,10 +207,20 @@ def capacity_setup(args: argparse.Namespace) -> tuple[CapacityPolicy, TrialSetti
     return policy, settings
 
 
-async def _connect(args: argparse.Namespace) -> tuple[ModelSignature, InferTransport]:
+@contextlib.asynccontextmanager
+async def _session(
+    args: argparse.Namespace, console: Console
+) -> AsyncIterator[tuple[ModelSignature, InferTransport, LiveProgress]]:
+    """The model's signature, a transport to it and the live progress display, for one command;
+    the display closes before the transport."""
     await wait_until_ready(args.url, args.ready_timeout_s)
     signature = await fetch_signature(args.url, args.model)
-    return signature, make_transport(args.client, args.url, args.model, args.max_in_flight)
+    transport = make_transport(args.client, args.url, args.model, args.max_in_flight)
+    try:
+        with LiveProgress(console, enabled=not args.quiet) as progress:
+            yield signature, transport, progress
+    finally:
+        await transport.aclose()
 
 
 def _emit(console: Console, args: argparse.Namespace, document: dict[str, Any]) -> None:
@@ -219,19 +230,15 @@ def _emit(console: Console, args: argparse.Namespace, document: dict[str, Any]) 
 
 async def command_run(args: argparse.Namespace, console: Console) -> int:
     spec = workload_spec(args)
-    signature, transport = await _connect(args)
-    try:
-        with LiveProgress(console, enabled=not args.quiet) as progress:
-            summary = await run_workload(
-                transport,
-                signature,
-                spec,
-                drive_options(args),
-                monitor=progress.watch,
-                on_built=lambda queries: progress.begin(f"{args.model}", queries),
-            )
-    finally:
-        await transport.aclose()
+    async with _session(args, console) as (signature, transport, progress):
+        summary = await run_workload(
+            transport,
+            signature,
+            spec,
+            drive_options(args),
+            monitor=progress.watch,
+            on_built=lambda queries: progress.begin(f"{args.model}", queries),
+        )
     met = None if args.slo_ms is None else summary.meets_slo(args.slo_ms, args.max_error_ratio)
     if not args.quiet:
         print_run_summary(console, summary, f"{args.model}: {spec.describe()}")
@@ -247,22 +254,18 @@ async def command_capacity(args: argparse.Namespace, console: Console) -> int:
     policy, settings = capacity_setup(args)
     if args.repeat < 1:
         raise SpecError("--repeat must be >= 1")
-    signature, transport = await _connect(args)
-    try:
-        with LiveProgress(console, enabled=not args.quiet) as progress:
-            results = await measure_capacity_repeated(
-                transport,
-                signature,
-                spec,
-                policy,
-                settings,
-                args.repeat,
-                lambda repeat: CapacityReporter(
-                    progress, f"search {repeat + 1}/{args.repeat}" if args.repeat > 1 else ""
-                ),
-            )
-    finally:
-        await transport.aclose()
+    async with _session(args, console) as (signature, transport, progress):
+        results = await measure_capacity_repeated(
+            transport,
+            signature,
+            spec,
+            policy,
+            settings,
+            args.repeat,
+            lambda repeat: CapacityReporter(
+                progress, f"search {repeat + 1}/{args.repeat}" if args.repeat > 1 else ""
+            ),
+        )
     summary = summarize_repeats([result.capacity_qps for result in results])
     if not args.quiet:
         for repeat, result in enumerate(results):
@@ -294,23 +297,19 @@ async def command_sweep(
         if args.configs
         else batch_size_configs(args.batch_sizes)
     )
-    signature, transport = await _connect(args)
-    try:
-        with LiveProgress(console, enabled=not args.quiet) as progress:
-            points = await run_sweep(
-                args.url,
-                _sweep_token(args, settings),
-                transport,
-                signature,
-                spec,
-                policy,
-                trial_settings,
-                configs,
-                settle_s=args.settle_s,
-                reporter_for=lambda config: CapacityReporter(progress, config.label),
-            )
-    finally:
-        await transport.aclose()
+    async with _session(args, console) as (signature, transport, progress):
+        points = await run_sweep(
+            args.url,
+            _sweep_token(args, settings),
+            transport,
+            signature,
+            spec,
+            policy,
+            trial_settings,
+            configs,
+            settle_s=args.settle_s,
+            reporter_for=lambda config: CapacityReporter(progress, config.label),
+        )
     out_dir = Path(args.out)
     meta = {"model": args.model, "workload": spec.describe(), "target_ms": policy.target_ms}
     files = write_sweep_files(out_dir, points, meta)
