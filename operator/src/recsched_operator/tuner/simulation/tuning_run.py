@@ -20,19 +20,19 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from recsched_operator.tuner import (
-    Decision,
     KnobConfig,
     Observation,
     SloTarget,
     TuningBounds,
     TuningMode,
     TuningSettings,
-    TuningState,
     decide_next_config,
     initial_state,
 )
+from recsched_operator.tuner.decision import Decision
 from recsched_operator.tuner.simulation.capacity import CapacityModel, Scenario
 from recsched_operator.tuner.simulation.engine import simulate_window
+from recsched_operator.tuner.state import TuningState
 
 
 @dataclass(frozen=True)
