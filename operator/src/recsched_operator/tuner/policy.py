@@ -8,7 +8,7 @@ returned state. One call per measurement window. The flow:
    serving the config.
 2. Restart the search (new epoch) on a first observation, a config changed behind the tuner's
    back, or a new SLO.
-3. Searching (`searching.search_step`): a probe is judged by capacity use against the
+3. Searching (`probing.search_step`): a probe is judged by capacity use against the
    incumbent's at comparable load, kept or rolled back; load that moved beyond
    `comparable_load_fraction` voids the comparison.
 4. Converged: hold, and re-tune on load drift, size-mix drift, p95 drift or repeated SLO breaches
@@ -29,6 +29,7 @@ from recsched_operator.tuner.knobs import KnobConfig, TuningBounds
 from recsched_operator.tuner.objective import capacity_use
 from recsched_operator.tuner.observation import Observation
 from recsched_operator.tuner.probing import (
+    DecisionInputs,
     Measure,
     probe_or_converge,
     restart_search,
@@ -97,15 +98,9 @@ def _safe_trial(
 
 
 def _converged(
-    observation: Observation,
-    measure: Measure,
-    current: KnobConfig,
-    state: TuningState,
-    bounds: TuningBounds,
-    slo: SloTarget,
-    settings: TuningSettings,
-    now_s: float,
+    inputs: DecisionInputs, measure: Measure, state: TuningState
 ) -> tuple[Decision, TuningState]:
+    observation, current, bounds, slo, settings, now_s = inputs
     latency, qps = measure.latency_ms, measure.qps
     p = f"p{slo.percentile}"
     drift: str | None = None
@@ -174,17 +169,7 @@ def _converged(
         )
     if drift is not None:
         restarted = restart_search(state, current, measure, slo, step=1)
-        return probe_or_converge(
-            "retune",
-            restarted,
-            current,
-            observation,
-            bounds,
-            slo,
-            settings,
-            now_s,
-            f"re-tuning on {drift}: ",
-        )
+        return probe_or_converge("retune", restarted, inputs, f"re-tuning on {drift}: ")
     # Track the converged latency slowly so gradual change within the bands does not accumulate.
     tracked = (
         math.exp(0.8 * math.log(converged_ms) + 0.2 * math.log(latency))
@@ -200,15 +185,8 @@ def _converged(
     return Decision.hold(current, reason), new_state
 
 
-def _decide_auto(
-    observation: Observation,
-    current: KnobConfig,
-    state: TuningState,
-    bounds: TuningBounds,
-    slo: SloTarget,
-    settings: TuningSettings,
-    now_s: float,
-) -> tuple[Decision, TuningState]:
+def _decide_auto(inputs: DecisionInputs, state: TuningState) -> tuple[Decision, TuningState]:
+    observation, current, bounds, slo, settings, now_s = inputs
     if not bounds.contains(current):
         target = bounds.clamp(current)
         reason = f"{describe_change(current, target)}: {current.describe()} lies outside the bounds"
@@ -225,15 +203,11 @@ def _decide_auto(
     expected = state.probe or state.incumbent
     if expected is None:
         fresh = restart_search(state, current, measure, slo, step=settings.initial_step)
-        return probe_or_converge(
-            "probe", fresh, current, observation, bounds, slo, settings, now_s, "start: "
-        )
+        return probe_or_converge("probe", fresh, inputs, "start: ")
     if expected != current:
         fresh = restart_search(state, current, measure, slo, step=settings.initial_step)
         preface = f"serving {current.describe()}, not the tuner's {expected.describe()}: "
-        return probe_or_converge(
-            "retune", fresh, current, observation, bounds, slo, settings, now_s, preface
-        )
+        return probe_or_converge("retune", fresh, inputs, preface)
     if (state.slo_percentile, state.slo_target_ms) != (slo.percentile, slo.target_ms):
         old = f"p{state.slo_percentile} <= {state.slo_target_ms or 0:g} ms"
         if state.probe is not None:
@@ -270,12 +244,10 @@ def _decide_auto(
             return Decision.hold(current, reason), kept
         fresh = restart_search(state, current, measure, slo, step=1)
         preface = f"SLO changed {old} -> {slo.describe()}: re-tuning; "
-        return probe_or_converge(
-            "retune", fresh, current, observation, bounds, slo, settings, now_s, preface
-        )
+        return probe_or_converge("retune", fresh, inputs, preface)
     if state.phase == "converged":
-        return _converged(observation, measure, current, state, bounds, slo, settings, now_s)
-    return search_step(observation, measure, current, state, bounds, slo, settings, now_s)
+        return _converged(inputs, measure, state)
+    return search_step(inputs, measure, state)
 
 
 def decide_next_config(
@@ -292,7 +264,8 @@ def decide_next_config(
     mode = TuningMode(mode)
     if mode is TuningMode.OFF:
         return Decision.hold(current, f"tuning off; serving {current.describe()}"), state
-    decision, new_state = _decide_auto(observation, current, state, bounds, slo, settings, now_s)
+    inputs = DecisionInputs(observation, current, bounds, slo, settings, now_s)
+    decision, new_state = _decide_auto(inputs, state)
     new_state = replace(new_state, decisions=state.decisions + 1)
     if mode is TuningMode.RECOMMEND:
         if decision.config == current:

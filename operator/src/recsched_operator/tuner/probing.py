@@ -6,13 +6,14 @@ decision (no window is spent re-measuring what was just measured); higher, tied,
 SLO the incumbent met rolls it back, except that a tie leaning better is measured once more and
 judged on the average. Serving the incumbent folds the window into its reference
 (a geometric mean of its last few measurements, so one noisy window cannot decide alone) and
-starts the next probe, or converges when `search.pick_candidate` has none left.
+starts the next probe, or converges when `compass.pick_candidate` has none left.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
+from typing import NamedTuple
 
 from recsched_operator.tuner.compass import (
     Candidate,
@@ -50,6 +51,18 @@ class Measure:
         return self.use * items_per_s / self.items_per_s
 
 
+class DecisionInputs(NamedTuple):
+    """What one decision is made from besides the tuner's state: the window's observation, the
+    config served during it, the bounds, the SLO, the settings and the time (s)."""
+
+    observation: Observation
+    current: KnobConfig
+    bounds: TuningBounds
+    slo: SloTarget
+    settings: TuningSettings
+    now_s: float
+
+
 def restart_search(
     state: TuningState, current: KnobConfig, measure: Measure, slo: SloTarget, step: int
 ) -> TuningState:
@@ -78,17 +91,10 @@ def restart_search(
 
 
 def probe_or_converge(
-    action: Action,
-    state: TuningState,
-    current: KnobConfig,
-    observation: Observation,
-    bounds: TuningBounds,
-    slo: SloTarget,
-    settings: TuningSettings,
-    now_s: float,
-    preface: str,
+    action: Action, state: TuningState, inputs: DecisionInputs, preface: str
 ) -> tuple[Decision, TuningState]:
     """From the incumbent in `state`, start the next probe, or converge if no neighbour is left."""
+    observation, current, bounds, slo, settings, now_s = inputs
     incumbent = state.incumbent
     assert incumbent is not None and state.reference_ms is not None
     where = (
@@ -176,15 +182,9 @@ def _geometric_update(old: float | None, new: float, count: int) -> float:
 
 
 def search_step(
-    observation: Observation,
-    measure: Measure,
-    current: KnobConfig,
-    state: TuningState,
-    bounds: TuningBounds,
-    slo: SloTarget,
-    settings: TuningSettings,
-    now_s: float,
+    inputs: DecisionInputs, measure: Measure, state: TuningState
 ) -> tuple[Decision, TuningState]:
+    observation, current, bounds, slo, settings, now_s = inputs
     assert state.incumbent is not None
     incumbent, qps = state.incumbent, measure.qps
     if state.probe is None:
@@ -216,9 +216,7 @@ def search_step(
                 # over target on configs measured only at the old one (issue 15's drift runs:
                 # 40-120 s); the drift and breach rules take over from here.
                 return settle(state, observation, now_s, "load stepped in mid-search: ")
-        return probe_or_converge(
-            "probe", state, current, observation, bounds, slo, settings, now_s, ""
-        )
+        return probe_or_converge("probe", state, inputs, "")
     probe = state.probe
     if not load_comparable(qps, state.reference_qps, settings.comparable_load_fraction):
         new_state = replace(
@@ -296,9 +294,7 @@ def search_step(
             probe=None,
         )
         preface = f"kept {describe_change(incumbent, probe)}: {versus}; "
-        return probe_or_converge(
-            "probe", accepted, current, observation, bounds, slo, settings, now_s, preface
-        )
+        return probe_or_converge("probe", accepted, inputs, preface)
     why = {
         "broke-slo": f"breaks the target {format_ms(slo.target_ms)} the incumbent met",
         "worse": f"worse beyond the {settings.noise_band:.0%} band",
