@@ -62,6 +62,12 @@ def _summary_rows(runs: Sequence[Mapping[str, Any]]) -> list[str]:
     return rows
 
 
+def _state_at_change(run: Mapping[str, Any], outcome: Mapping[str, Any]) -> str:
+    if run["policy"] != "tuner":
+        return "(held)"
+    return "(converged)" if outcome.get("converged_at_change") else "(searching)"
+
+
 def _run_row(run: Mapping[str, Any]) -> str:
     outcome = run.get("outcome") or {}
     met = outcome.get("met_after_decisions")
@@ -73,7 +79,7 @@ def _run_row(run: Mapping[str, Any]) -> str:
         f"{run['qps_before']:g} -> {run['qps_after']:g} | "
         f"{run['target_before_ms']:g} -> {run['target_after_ms']:g} | "
         f"{_config(outcome.get('config_before'))} "
-        f"{'(converged)' if outcome.get('converged_at_change') else '(searching)'} | "
+        f"{_state_at_change(run, outcome)} | "
         f"{_config(outcome.get('config_after'))} | "
         f"{'never' if met is None else met} | {'never' if met_s is None else f'{met_s:.0f}'} | "
         f"{outcome.get('violation_after_s', 'n/a')} | {outcome.get('violation_run_s', 'n/a')} | "
