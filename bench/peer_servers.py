@@ -1,6 +1,6 @@
 """The two servers bench/peers.py compares, each started on loopback and stopped by its caller.
 
-RecSched: one CPU pod (`python -m recsched_pod`) through `simulator_validation.running_pod`, the
+RecSched: one CPU pod (`python -m recsched_pod`) through `harness.running_pod`, the
 launcher the other benches use. MLServer 1.7.1: installed by `install_mlserver` into its own
 virtualenv under bench/.scratch (never the project's environment), serving the pod's own
 TorchScript trace (`export_torchscript`, run in the project's environment) through the runtime in
@@ -29,7 +29,7 @@ from recsched_pod.dataplane.serving_graph import TRACE_ITEMS, serving_graph
 from recsched_pod.models import build_model, random_query
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from simulator_validation import free_port
+from harness import free_port
 
 BENCH = Path(__file__).resolve().parent
 SCRATCH = BENCH / ".scratch"

@@ -34,6 +34,7 @@ from typing import Any
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import harness
 from peer_scores import binary_probe, check_same_scores, single_query_ms
 from peer_servers import (
     SCRATCH,
@@ -44,10 +45,39 @@ from peer_servers import (
     versions,
 )
 from peers_report import render
-from simulator_validation import running_pod
-from worker_pinning import run_header, write_results
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+@contextlib.contextmanager
+def running_pod(
+    model: str, workers: int, batch: int, workdir: Path, extra_args: tuple[str, ...] = ()
+) -> Iterator[str]:
+    with harness.running_pod(
+        model, workers=workers, batch=batch, extra_args=extra_args, workdir=workdir
+    ) as pod:
+        yield pod.url
+
+
+def run_header(args: argparse.Namespace) -> dict[str, Any]:
+    """The header `peers_report` renders: machine, date and this run's arguments."""
+    header = harness.run_header()
+    return {
+        "machine": {
+            "cpus": header["machine"]["cpus"],
+            "processor": harness.cpu_model(),
+            "load_average": harness.load_average()[0],
+        },
+        "date": header["date"],
+        "args": {k: v for k, v in vars(args).items() if k != "out"},
+    }
+
+
+def write_results(out: Path, results: dict[str, Any], report: str) -> None:
+    """JSON and report; the report keeps its hand-written "## Reading" tail."""
+    harness.write_results(out, results, report, marker="## Reading")
+
+
 OUT = ROOT / "docs" / "benchmarks" / "peers.json"
 WORK = SCRATCH / "peers"
 SWEEP_OUT = WORK / "sweep.json"

@@ -25,25 +25,22 @@ Writes docs/benchmarks/simulator_validation.json and its tables to simulator_val
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import sys
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from harness import (
-    free_port,
     load_average,
     loadtest_json,
     metric_deltas,
     metric_totals,
     run_header,
+    running_pod,
     write_results,
 )
-from harness import running_pod as harness_running_pod
 from simulator_validation_report import render
 
 from recsched_operator.tuner.simulation.engine import ClusterShape, simulate_window
@@ -54,18 +51,6 @@ ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "docs/benchmarks/simulator_validation.json"
 OPERATING_LOAD = 0.6  # the operating-load calibration run's share of the work bound
 POD_METRICS = ("recsched_request_compute_seconds", "recsched_query_duration_seconds")
-__all__ = ["free_port"]  # transitional: bench/peer_servers.py (H1) imports it from here
-
-
-@contextlib.contextmanager
-def running_pod(
-    model: str, workers: int, batch: int, workdir: Path, extra_args: tuple[str, ...] = ()
-) -> Iterator[str]:
-    """Transitional: bench/peers.py (H1) still calls this shape; use harness.running_pod."""
-    with harness_running_pod(
-        model, workers=workers, batch=batch, extra_args=extra_args, workdir=workdir
-    ) as pod:
-        yield pod.url
 
 
 def load(
@@ -196,7 +181,7 @@ def validate(
     profile = load_profile(model)
     items = PAPER_LOGNORMAL.draw(np.random.default_rng(0), 50000)
     work_per_query_s = float(profile.cpu_query_work_s(items, batch).mean())
-    with harness_running_pod(model, workers=workers, batch=batch, workdir=workdir) as pod:
+    with running_pod(model, workers=workers, batch=batch, workdir=workdir) as pod:
         url = pod.url
         load(url, model, 0.1 * workers / work_per_query_s, 8, 99)  # warm-up, discarded
         calibration_rate = 0.15 * workers / work_per_query_s

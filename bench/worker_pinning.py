@@ -95,25 +95,6 @@ def summary(timings: list[float]) -> dict[str, float]:
     return {"median_ms": statistics.median(timings), "p95_ms": float(np.percentile(timings, 95))}
 
 
-def run_header(args: argparse.Namespace) -> dict[str, Any]:
-    """Transitional: bench/peers.py (H1) imports this older header shape from here; use
-    harness.run_header. Remove when peers.py uses the harness."""
-    return {
-        "machine": {
-            "cpus": harness.run_header()["machine"]["cpus"],
-            "processor": harness.cpu_model(),
-            "load_average": harness.load_average()[0],
-        },
-        "date": harness.run_header()["date"],
-        "args": {k: v for k, v in vars(args).items() if k != "out"},
-    }
-
-
-def write_results(out: Path, results: dict[str, Any], report: str) -> None:
-    """Transitional for bench/peers.py (H1): keeps the report's hand-written "## Reading"."""
-    harness.write_results(out, results, report, marker="## Reading")
-
-
 def medians(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """Per batch size and figure, the median over rounds."""
     return {
