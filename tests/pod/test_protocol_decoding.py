@@ -100,6 +100,8 @@ def test_inputs_disagreeing_on_items_are_rejected() -> None:
         (lambda p: p["inputs"][1].update(data="abc"), "data must be a list"),
         (lambda p: p["inputs"][1]["data"].__setitem__(0, 1.5), "must hold integers"),
         (lambda p: p["inputs"][0]["data"].__setitem__(0, "x"), "must hold numbers"),
+        (lambda p: p["inputs"][0]["data"].__setitem__(0, 1e39), "values do not fit float32"),
+        (lambda p: p["inputs"][0]["data"].__setitem__(0, -1e300), "values do not fit float32"),
         (
             lambda p: p["inputs"][1]["data"].__setitem__(0, 10),
             r"sparse_indices\[0, 0, 0\] = 10 is out of range for table 0 with 10 rows",

@@ -340,11 +340,14 @@ def _array_from_json(
     if dtype.kind == "f" and not np.isfinite(array).all():
         raise InvalidInputError(f"input {name!r}: data holds NaN or infinity")
     try:
-        return array.astype(dtype, casting="same_kind" if dtype.kind == "i" else "unsafe").reshape(
-            shape
-        )
+        with np.errstate(over="ignore"):
+            cast = array.astype(dtype, casting="same_kind" if dtype.kind == "i" else "unsafe")
     except (TypeError, OverflowError):
         raise InvalidInputError(f"input {name!r}: values do not fit {dtype}") from None
+    if dtype.kind == "f" and array.dtype != dtype and not np.isfinite(cast).all():
+        # Finite as float64 but past float32's range (about 3.4e38): the cast made it infinity.
+        raise InvalidInputError(f"input {name!r}: values do not fit {dtype}")
+    return cast.reshape(shape)
 
 
 def _check_index_ranges(sparse: npt.NDArray[np.int64], spec: ModelInputSpec) -> None:
