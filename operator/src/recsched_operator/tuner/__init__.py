@@ -1,10 +1,14 @@
-"""Online DeepRecSched: the tuning policy, pure (no kopf, no Kubernetes, no HTTP, no torch).
+"""Online DeepRecSched: the tuning policy (a pure core), the simulator, and the cycle around them.
 
 `decide_next_config` maps one observation window to the next config and a new `TuningState`; the
-caller supplies time and stores the state (RecModel status or a local file). Layout by role:
-`knobs` (configs, bounds, grid), `settings` (SLO, tuner settings, modes), `observation`, `state`,
-`decision`, `objective` (what the search minimises), `search` (where to probe next),
-`searching` (one step of a running search), `reasons` (wording), `policy` (the decision flow).
+caller supplies time and stores the state (RecModel status or a local file). The pure core, by
+role: `knobs` (configs, bounds, grid), `settings` (SLO, tuner settings, modes), `observation`,
+`state`, `decision`, `objective` (what the search minimises), `compass` (where to probe next),
+`probing` (one step of a running search), `reasons` (wording), `policy` (the decision flow).
+Around it: `simulation/` (the queueing simulator), `prometheus_source` (observations from
+Prometheus), `bridge` (RecModel spec -> tuner inputs), `outcome` and `cycle` (observe -> decide ->
+actuate -> record, behind an observation source and an actuator). Only the core and the simulator
+are pure; `.importlinter` checks it.
 """
 
 from recsched_operator.tuner.decision import Action, Decision

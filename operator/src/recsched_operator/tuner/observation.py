@@ -1,6 +1,6 @@
 """What the tuner sees of one measurement window, independent of where it came from.
 
-`observations.PrometheusSource` fills it from histograms; the simulator fills it from simulated
+`prometheus_source.PrometheusSource` fills it from histograms; the simulator fills it from simulated
 queries. Anything that makes the numbers untrustworthy (Prometheus unreachable, stale series, NaN)
 is carried in `error` instead of raised, so the tuner can hold with that reason.
 """
