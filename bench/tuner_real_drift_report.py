@@ -17,7 +17,7 @@ def _spread(values: Sequence[float | None]) -> str:
     if not known:
         return "never" if never else "n/a"
     text = f"{round(statistics.median(known), 1):g}"
-    if len(known) > 1:
+    if min(known) != max(known):
         text += f" ({min(known):g}-{max(known):g})"
     return text + (f", {never} never" if never else "")
 
@@ -116,8 +116,9 @@ def render(document: Mapping[str, Any]) -> str:
         f"{settings['after_s']:g} s after it. Static: the config the tuned run had at the change, "
         f"held with tuning mode off ({settings['static_settle_s']:g} s before the change), "
         "right after that tuned run. 'Decisions until met' counts the decisions after the change "
-        "before the first window within target lying wholly after it (0: no window after the "
-        "change over target); violation s = windows over target x the interval, after the change "
+        "before the first window within target lying wholly after it (0: none over target "
+        "before it; a later window over target, a probe or noise, counts in violation s only); "
+        "violation s = windows over target x the interval, after the change "
         "and over the tuned part of the run. p95 before: median of the windows in the minute "
         "before the change; after: median of the windows wholly after it.",
         "",

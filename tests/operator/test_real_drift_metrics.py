@@ -104,6 +104,13 @@ def test_a_window_straddling_the_change_counts_as_a_violation_but_not_as_recover
     assert result.met_after_s == pytest.approx(16.0)
 
 
+def test_a_window_over_target_after_the_slo_was_met_counts_only_as_violation() -> None:
+    # Met from the first window after the change; a probe breaks it later for one window.
+    result = outcome(series([30, 30, 30, 30, 40, 40, 40, 90, 40]))
+    assert (result.met_after_decisions, result.met_after_s) == (0, 0.0)
+    assert result.violation_after_s == INTERVAL_S
+
+
 def test_never_back_in_target_is_none() -> None:
     result = outcome(series([30, 30, 30, 30, 70, 70, 70]))
     assert result.met_after_decisions is None and result.met_after_s is None

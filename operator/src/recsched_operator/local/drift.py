@@ -104,7 +104,9 @@ def first_window_s(windows: Sequence[Window]) -> float:
 class DriftOutcome:
     """A run's record around its change at `change_s`. `met_after_decisions` counts decisions
     after the change before the first window within target that lies wholly after it (0, and
-    0 s, when no window after the change went over target); None if never met again."""
+    0 s, when no window before that one went over target, as the simulator counts); None if
+    never met again. A window over target after that one (a probe, a noisy window) counts in
+    the violation seconds only."""
 
     met_after_decisions: int | None
     met_after_s: float | None
@@ -139,17 +141,15 @@ def drift_outcome(
     after = [w for w in windows if w.at_s > change_s + BOUNDARY_S]
     violation_before = sum(1 for w in before if _over(w, target_before_ms))
     over_after = [_over(w, target_after_ms) for w in after]
-    met_decisions: int | None = 0
-    met_s: float | None = 0.0
-    if any(over_after):
-        first_over = over_after.index(True)
-        met_decisions = met_s = None
-        for index in range(first_over + 1, len(after)):
-            window = after[index]
-            whole = window.at_s - window_s >= change_s
-            if whole and window.p95_ms is not None and not over_after[index]:
-                met_decisions, met_s = index, window.at_s - change_s
-                break
+    met_decisions: int | None = None
+    met_s: float | None = None
+    for index, window in enumerate(after):
+        whole = window.at_s - window_s >= change_s
+        if whole and window.p95_ms is not None and not over_after[index]:
+            # 0 when nothing after the change went over target before this window.
+            met_decisions = index if any(over_after[:index]) else 0
+            met_s = window.at_s - change_s if met_decisions else 0.0
+            break
     recent = [w.p95_ms for w in before if w.p95_ms is not None and w.at_s >= change_s - 60.0]
     settled = [w.p95_ms for w in after if w.p95_ms is not None and w.at_s - window_s >= change_s]
     return DriftOutcome(
