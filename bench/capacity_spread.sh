@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 out=${1:-/tmp/capacity-spread}; mkdir -p "$out"
 run() {  # model batch target_ms protocol
   local port
-  port=$(.venv/bin/python -c "import socket;s=socket.socket();s.bind(('127.0.0.1',0));print(s.getsockname()[1])")
+  port=$(cd bench && ../.venv/bin/python -c "from harness import free_port; print(free_port())")
   .venv/bin/python -m recsched_pod --model "$1" --workers 2 --batch-size "$2" --port "$port" \
     --pin-workers auto > "$out/pod-$1-$4.log" 2>&1 &
   local pid=$!
