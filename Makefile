@@ -57,7 +57,7 @@ clean:
 REPRODUCE_SEEDS ?= 3
 PEERS ?= 0
 reproduce: setup
-	nice -n 10 $(PY) bench/headline.py --seeds $(REPRODUCE_SEEDS)
+	nice -n 10 $(PY) bench/headline.py --seeds $(REPRODUCE_SEEDS) --jobs 2
 	flock /tmp/recsched-bench.lock $(PY) bench/real_capacity.py
 	@if [ "$(PEERS)" = 1 ]; then flock /tmp/recsched-bench.lock $(PY) bench/peers.py all; \
 	else echo "section 3 skipped: run 'make reproduce PEERS=1' to compare with MLServer"; fi

@@ -18,16 +18,18 @@ Shapes: `2x8+gpu` is the tuner study's cluster (2 CPU pods x 8 workers + 1 GPU p
 `--inference_engines 32` in every script, one core each, facts file 2.3) + 1 GPU pod.
 
 Every column of a row is judged by one `CapacityModel` (common random numbers: the same traffic
-for every config). The tuner runs through `simulation.study.run_case` (10% lognormal noise on
+for every config). The tuner runs through `tuner.simulation.study.run_case` (10% lognormal noise on
 latencies, 2% on utilisations, 40 decisions) at 75% of the optimum's capacity of its own bounds.
-Rendering: `bench/headline_report.py`. About 13 CPU-minutes (16-24 minutes on two shared cores).
+Rows run in `--jobs` processes (fork). Rendering: `bench/headline_report.py`. About 13
+CPU-minutes (16-24 minutes on two shared cores with one job, about half that with two).
 
-    nice -n 10 .venv/bin/python bench/headline.py [--seeds 3] [--models rmc1,wnd] [--shapes ...]
+    nice -n 10 .venv/bin/python bench/headline.py [--seeds 3] [--jobs 2] [--models rmc1,wnd]
 """
 
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import statistics
 import sys
 import time
@@ -166,35 +168,46 @@ def headline_row(model: str, slo: str, shape: str, budget: Budget) -> dict[str, 
     return row
 
 
+def _row_job(key: tuple[str, str, str, Budget]) -> dict[str, Any]:
+    return headline_row(*key)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--models", default=",".join(profile_names()))
     parser.add_argument("--shapes", default=",".join(SHAPES))
+    parser.add_argument("--jobs", type=int, default=1, help="rows computed in parallel processes")
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args(argv)
     budget = Budget(seeds=tuple(range(1, args.seeds + 1)))
     started = time.perf_counter()
-    rows = []
-    for shape in args.shapes.split(","):
-        for model in args.models.split(","):
-            for slo in TARGETS:
-                row = headline_row(model, slo, shape, budget)
-                rows.append(row)
-                print(
-                    f"[{time.perf_counter() - started:.0f} s] {shape} {model} {slo}: "
-                    + " ".join(
-                        f"{k} {row[k]:.0f}"
-                        for k in (
-                            "static_baseline_qps",
-                            "whole_query_qps",
-                            "tuned_cpu_qps",
-                            "tuned_gpu_qps",
-                            "optimum_qps",
-                        )
-                    ),
-                    file=sys.stderr,
-                )
+    keys = [
+        (model, slo, shape, budget)
+        for shape in args.shapes.split(",")
+        for model in args.models.split(",")
+        for slo in TARGETS
+    ]
+    with multiprocessing.get_context("fork").Pool(max(1, args.jobs)) as pool:
+        rows = []
+        # imap keeps the table's order while rows finish in parallel.
+        for row in pool.imap(_row_job, keys):
+            rows.append(row)
+            print(
+                f"[{time.perf_counter() - started:.0f} s] {row['cluster']} {row['model']} "
+                f"{row['target']}: "
+                + " ".join(
+                    f"{k} {row[k]:.0f}"
+                    for k in (
+                        "static_baseline_qps",
+                        "whole_query_qps",
+                        "tuned_cpu_qps",
+                        "tuned_gpu_qps",
+                        "optimum_qps",
+                    )
+                ),
+                file=sys.stderr,
+            )
     command = " ".join(["bench/headline.py", *(sys.argv[1:] if argv is None else argv)])
     summary = ROOT / "docs/benchmarks.md" if args.out == OUT else None
     write_report(args.out, rows, budget.seeds, time.perf_counter() - started, command, summary)

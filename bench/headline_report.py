@@ -274,7 +274,7 @@ def write_report(
         "DeepRecSched-GPU: the tuner over both knobs from the worst corner, offered 75% of the "
         "optimum's capacity; (e) the grid optimum (B 1..1024 x T 32..1024 and off). Configs "
         "read B/T. Each tuner run makes 40 decisions on 30 s windows with 10% noise on latencies "
-        "(`simulation.study.run_case`).",
+        "(`tuner.simulation.study.run_case`).",
         "",
         "Paper's figures beside the ratios: "
         + "; ".join(f"{k}: {v}" for k, v in PAPER.items())
