@@ -14,11 +14,16 @@ from recsched_loadtest.capacity_search import (
     CapacitySearch,
     TrialPoint,
     rate_verdict,
+    repeat_seed,
     summarize_repeats,
     trial_certainly_fails,
     trial_passes,
+    trial_seed,
     trial_window_s,
 )
+from recsched_loadtest.signature import ModelSignature
+from recsched_loadtest.sizes import PRODUCTION_LIKE
+from recsched_loadtest.workload import Workload, WorkloadSpec, build_workload
 
 
 def _point(
@@ -173,3 +178,28 @@ def test_search_finds_md1_capacity_from_theory_on_simulated_queues() -> None:
     assert abs(float(np.median(errors))) < 0.03  # unbiased apart from reporting the lower end
     assert np.mean(np.abs(errors) <= 0.10) >= 0.9
     assert math.isfinite(max(errors))
+
+
+def test_trials_at_different_rates_replay_one_query_sequence_by_default() -> None:
+    # Common random numbers: the same sizes in the same order, Poisson gaps scaled by 1/rate, so
+    # two trials differ only in rate (a heavy tail no longer lands differently in each trial).
+    signature = ModelSignature("toy", 4, (100, 50, 10), 2, 1, 1024)
+    spec = WorkloadSpec(sizes=PRODUCTION_LIKE, seed=7)
+
+    def trial(rate_qps: float, number: int, common: bool) -> Workload:
+        seed = trial_seed(spec.seed, number, common)
+        return build_workload(spec.at_constant_rate(rate_qps, 10.0, seed), signature)
+
+    slow, fast = trial(40.0, 1, True), trial(80.0, 2, True)
+    shared = len(slow.scheduled_s)
+    assert len(fast.scheduled_s) > shared > 300
+    assert np.array_equal(slow.queries.sizes_items, fast.queries.sizes_items[:shared])
+    assert np.allclose(slow.scheduled_s * 40.0, fast.scheduled_s[:shared] * 80.0)
+    fresh = trial(80.0, 2, False)
+    assert not np.array_equal(fresh.queries.sizes_items[:shared], slow.queries.sizes_items)
+
+
+def test_repeated_searches_reuse_the_seed_unless_asked_to_vary_it() -> None:
+    assert [repeat_seed(5, r, vary_seed=False) for r in range(3)] == [5, 5, 5]
+    assert [repeat_seed(5, r, vary_seed=True) for r in range(3)] == [5, 6, 7]
+    assert trial_seed(5, 3, common_workload=False) == 5003

@@ -82,6 +82,11 @@ def test_repeated_capacity_searches_report_median_and_spread_with_enough_queries
     assert repeats["capacities_qps"] == [50.0, 50.0, 50.0]
     assert repeats["median_qps"] == document["capacity_qps"] == 50.0
     assert repeats["spread_pct"] == 0.0
+    assert document["search_seeds"] == [1, 1, 1] and document["trials"] == "common workload"
+    arguments[arguments.index("--repeat") + 1] = "2"
+    assert main([*arguments, "--vary-seed", "--fresh-trials", "--quiet", "--json"]) == 0
+    varied = _json_output(capsys)
+    assert varied["search_seeds"] == [1, 2] and varied["trials"] == "fresh workload per trial"
 
 
 def test_unreachable_endpoint_exits_2_with_a_message(capsys: pytest.CaptureFixture[str]) -> None:

@@ -1,11 +1,13 @@
 """Runs trials for the capacity search and single fixed-workload runs (I/O).
 
 The search logic is `capacity_search.CapacitySearch`; this module only builds each trial's workload
-(a constant offered rate with Poisson arrivals and a fresh seed per trial), drives it, turns the
-summary into a `TrialPoint` and feeds it back. A trial stops early as soon as it can no longer
+(a constant offered rate with Poisson arrivals; by default the same query sequence in every
+trial, see `capacity_search.trial_seed`), drives it, turns the summary into a `TrialPoint` and
+feeds it back. A trial stops early as soon as it can no longer
 pass, which keeps overload probes short and the server's backlog small. A trial's measured window
 lasts `trial_s` or long enough for `min_trial_queries` at its rate, whichever is longer; and
-`measure_capacity_repeated` runs whole searches K times (seed, seed + 1, ...) for their spread.
+`measure_capacity_repeated` runs whole searches K times (the same seed, or seed, seed + 1, ...)
+for their spread.
 """
 
 from __future__ import annotations
@@ -22,8 +24,10 @@ from recsched_loadtest.capacity_search import (
     CapacityResult,
     CapacitySearch,
     TrialPoint,
+    repeat_seed,
     trial_certainly_fails,
     trial_passes,
+    trial_seed,
     trial_window_s,
 )
 from recsched_loadtest.driver import DriveOptions, LiveCounts, Monitor, drive_open_loop
@@ -41,6 +45,7 @@ class TrialSettings:
     warmup_s: float = 2.0
     cooldown_s: float = 0.5  # pause between trials so the endpoint drains
     max_search_s: float = 1800.0
+    common_workload: bool = True  # every trial replays one query sequence (common random numbers)
     drive: DriveOptions = field(default_factory=DriveOptions)
 
 
@@ -129,7 +134,9 @@ async def measure_capacity(
         number += 1
         window_s = trial_window_s(rate_qps, settings.trial_s, settings.min_trial_queries)
         trial_spec = spec.at_constant_rate(
-            rate_qps, settings.warmup_s + window_s, seed=spec.seed * 1000 + number
+            rate_qps,
+            settings.warmup_s + window_s,
+            seed=trial_seed(spec.seed, number, settings.common_workload),
         )
 
         def started_hook(queries: int, number: int = number, rate_qps: float = rate_qps) -> None:
@@ -155,13 +162,15 @@ async def measure_capacity_repeated(
     settings: TrialSettings,
     repeats: int,
     reporter_for: Callable[[int], TrialReporter | None] = lambda _repeat: None,
+    vary_seed: bool = False,
 ) -> list[CapacityResult]:
-    """`repeats` independent searches, one after another: repeat r uses seed `spec.seed + r`."""
+    """`repeats` searches, one after another: all on `spec.seed` (the instrument's own
+    repeatability), or with `vary_seed` repeat r on seed `spec.seed + r` (workload sampling too)."""
     if repeats < 1:
         raise SpecError("--repeat must be >= 1")
     results = []
     for repeat in range(repeats):
-        repeat_spec = replace(spec, seed=spec.seed + repeat)
+        repeat_spec = replace(spec, seed=repeat_seed(spec.seed, repeat, vary_seed))
         results.append(
             await measure_capacity(
                 transport, signature, repeat_spec, policy, settings, reporter_for(repeat)

@@ -17,6 +17,13 @@ tests can drive it with a simulated queue. `trial_window_s` makes each trial lon
 minimum number of queries at its rate (at 1 QPS, 10 s would be 10 queries: a p95 of nothing), and
 `summarize_repeats` gives the spread of repeated searches (one search on a shared machine is one
 sample, not a figure).
+
+Common random numbers (`trial_seed`): by default every trial of a search, at every rate, replays
+the same query sequence (sizes, tensors, and Poisson gaps scaled by 1/rate), so two trials differ
+only in rate and in the machine's noise. With fresh draws per trial, the heavy tail of a
+production size mix made the p95 near saturation depend on where the largest queries happened to
+cluster, and three searches of one quiet pod spread 21-34% (docs/benchmarks/loadtest.md, section
+5). `repeat_seed` likewise makes `--repeat` re-measure the same workload unless asked to vary it.
 """
 
 from __future__ import annotations
@@ -119,6 +126,17 @@ def trial_window_s(rate_qps: float, min_window_s: float, min_queries: int) -> fl
     if rate_qps <= 0:
         raise SpecError("a trial needs a positive rate")
     return max(min_window_s, min_queries / rate_qps)
+
+
+def trial_seed(base_seed: int, trial_number: int, common_workload: bool) -> int:
+    """Seed of trial `trial_number` (1-based): the search's own seed for every trial under
+    common random numbers; otherwise a fresh seed per trial."""
+    return base_seed if common_workload else base_seed * 1000 + trial_number
+
+
+def repeat_seed(base_seed: int, repeat: int, vary_seed: bool) -> int:
+    """Seed of repeated search `repeat` (0-based): the same workload again, or SEED + repeat."""
+    return base_seed + repeat if vary_seed else base_seed
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from recsched_loadtest.arrivals import (
     trace_schedule_s,
 )
 from recsched_loadtest.capacity import TrialSettings, measure_capacity_repeated, run_workload
-from recsched_loadtest.capacity_search import CapacityPolicy, summarize_repeats
+from recsched_loadtest.capacity_search import CapacityPolicy, repeat_seed, summarize_repeats
 from recsched_loadtest.console import (
     CapacityReporter,
     LiveProgress,
@@ -107,6 +107,12 @@ def _capacity_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--max-error-ratio", type=float, default=0.01)
     group.add_argument("--max-qps", type=float, default=1_000_000.0)
     group.add_argument("--max-search-s", type=float, default=1800.0)
+    group.add_argument(
+        "--fresh-trials",
+        action="store_true",
+        help="draw new arrivals and sizes for every trial (default: every trial replays the "
+        "same query sequence at its own rate, so trials differ only in rate)",
+    )
 
 
 def build_parser(settings: LoadtestSettings | None = None) -> argparse.ArgumentParser:
@@ -136,7 +142,12 @@ def build_parser(settings: LoadtestSettings | None = None) -> argparse.ArgumentP
         "--repeat",
         type=int,
         default=1,
-        help="run the whole search K times (seeds SEED..SEED+K-1); reports median, min, max",
+        help="run the whole search K times on the same workload; reports median, min, max",
+    )
+    capacity.add_argument(
+        "--vary-seed",
+        action="store_true",
+        help="with --repeat: search r uses seed SEED+r, so the spread includes workload sampling",
     )
 
     sweep = commands.add_parser("sweep", parents=[common], help="capacity for each config")
@@ -202,6 +213,7 @@ def capacity_setup(args: argparse.Namespace) -> tuple[CapacityPolicy, TrialSetti
         min_trial_queries=args.min_trial_queries,
         warmup_s=args.warmup_s,
         max_search_s=args.max_search_s,
+        common_workload=not args.fresh_trials,
         drive=drive_options(args),
     )
     return policy, settings
@@ -265,15 +277,23 @@ async def command_capacity(args: argparse.Namespace, console: Console) -> int:
             lambda repeat: CapacityReporter(
                 progress, f"search {repeat + 1}/{args.repeat}" if args.repeat > 1 else ""
             ),
+            vary_seed=args.vary_seed,
         )
     summary = summarize_repeats([result.capacity_qps for result in results])
     if not args.quiet:
         for repeat, result in enumerate(results):
-            title = f"{args.model}: {replace(spec, seed=spec.seed + repeat).describe()}"
+            seed = repeat_seed(spec.seed, repeat, args.vary_seed)
+            title = f"{args.model}: {replace(spec, seed=seed).describe()}"
             print_capacity_curve(console, result, policy.target_ms, title)
         if args.repeat > 1:
             print_repeat_summary(console, summary, policy.target_ms)
-    document = {"model": args.model, "workload": spec.describe(), "target_ms": policy.target_ms}
+    document = {
+        "model": args.model,
+        "workload": spec.describe(),
+        "target_ms": policy.target_ms,
+        "trials": "common workload" if settings.common_workload else "fresh workload per trial",
+        "search_seeds": [repeat_seed(spec.seed, r, args.vary_seed) for r in range(args.repeat)],
+    }
     _emit(console, args, {**document, **repeated_capacity_json(results, summary)})
     converged = all(result.converged for result in results)
     return 0 if converged and summary.median_qps > 0 else 1
