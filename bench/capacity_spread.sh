@@ -2,6 +2,8 @@
 # Issue 13 section 4: three repeated capacity searches (`recsched-loadtest capacity --repeat 3`)
 # of the same pod, per config; run on a quiet machine. Writes OUT/<model>-<protocol>.json (the
 # load test's own JSON, with `repeats`) and the load average before and after each.
+# By default the three searches replay one workload (seed 1, common random numbers across trials:
+# the load test's defaults); EXTRA="--vary-seed --fresh-trials" gives the sampling spread as well.
 #   flock /tmp/recsched-bench.lock bash bench/capacity_spread.sh [OUT]
 set -u
 cd "$(dirname "$0")/.."
@@ -14,7 +16,7 @@ run() {  # model batch target_ms protocol
   local pid=$!
   uptime > "$out/$1-$4.uptime"
   .venv/bin/recsched-loadtest capacity --url "http://127.0.0.1:$port" --model "$1" \
-    --target-ms "$3" --protocol "$4" --repeat 3 --seed 1 --json --quiet --ready-timeout-s 120 \
+    --target-ms "$3" --protocol "$4" --repeat 3 --seed 1 ${EXTRA:-} --json --quiet --ready-timeout-s 120 \
     > "$out/$1-$4.json" 2> "$out/$1-$4.err"
   uptime >> "$out/$1-$4.uptime"
   kill "$pid"; wait "$pid" 2>/dev/null
