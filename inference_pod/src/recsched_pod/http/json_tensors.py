@@ -18,20 +18,29 @@ and holds no string (no `"`) and no nested list, and if the cut document does no
 expected (its markers not exactly at `inputs[i].data`, invalid JSON around them) the whole body is
 parsed as before. So no body is accepted that orjson refuses, and errors keep their messages
 (an invalid number in a cut array is reported by the caller as invalid JSON).
+
+3. `int64_prefetch` starts a large INT64 input's slices on a small thread pool
+   (`json_prefetch`) before the other inputs are parsed: numpy's parser runs without the GIL, so
+   on two cores the indices parse in parallel with each other and with the FP32 data (orjson,
+   which holds the GIL, in shorter slices then). `int64_values` collects the slices in order and
+   decides exactly as before; when anything fails, the slices not yet started are cancelled.
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
 import secrets
 import time
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import orjson
 
+from recsched_pod.http import json_prefetch
 from recsched_pod.http.json_numbers import int64_numbers
 
 _DATA_KEY = b'"data"'
@@ -44,6 +53,11 @@ _INT64 = np.iinfo(np.int64)
 # Parsing 256 KiB of numbers takes 1-3 ms here: a decode on a thread holds the GIL (and so the
 # event loop) for about that long at a time, whatever the body's size.
 SLICE_BYTES = 256 << 10
+# FP32 slices while INT64 slices parse on the pool: orjson holds the GIL for a whole slice, which
+# the pool's threads need briefly between numpy's GIL-free steps.
+SHARED_FLOAT_SLICE_BYTES = 64 << 10
+# INT64 texts from this size are parsed on the pool; below it a thread hop costs more than it saves.
+PREFETCH_MIN_BYTES = 64 << 10
 
 
 @dataclass(frozen=True)
@@ -51,23 +65,41 @@ class ArrayText:
     """The text of one JSON array, `[` to `]`, cut out of a request body."""
 
     text: bytes
+    prefetch: json_prefetch.Prefetch = field(
+        default_factory=json_prefetch.Prefetch, compare=False, repr=False
+    )
+
+    def start_int64_values(self) -> bool:
+        """Start parsing the text's slices on the decode pool (once; only a long text)."""
+        if len(self.text) < PREFETCH_MIN_BYTES or self.prefetch.started:
+            return False
+        self.prefetch.start(int64_numbers, _slices(self.text, 1, len(self.text) - 1))
+        return True
 
     def int64_values(self) -> npt.NDArray[np.int64] | None:
         """The integers of a flat array of canonical JSON integers; None for anything else.
 
         Slice by slice through `json_numbers.int64_numbers` (numpy's parser, JSON's rules checked
-        around it without temporaries the text's size); a slice it does not take (whitespace, a
-        value past int64, anything not an integer) sends the whole text through
-        `_canonical_int64`, which decides as before.
+        around it without temporaries the text's size), on the decode pool when
+        `start_int64_values` ran; a slice it does not take (whitespace, a value past int64,
+        anything not an integer) sends the whole text through `_canonical_int64`, which decides
+        as before.
         """
         parts = []
-        for number, piece in enumerate(_slices(self.text, 1, len(self.text) - 1)):
-            if number:
-                time.sleep(0)  # let the event loop's thread take the GIL between slices
-            values = int64_numbers(piece)
-            if values is None:
-                return _canonical_int64(self.text[1:-1])
-            parts.append(values)
+        if self.prefetch.started:
+            for values in self.prefetch.results():
+                if values is None:
+                    self.prefetch.cancel()
+                    return _canonical_int64(self.text[1:-1])
+                parts.append(values)
+        else:
+            for number, piece in enumerate(_slices(self.text, 1, len(self.text) - 1)):
+                if number:
+                    time.sleep(0)  # let the event loop's thread take the GIL between slices
+                values = int64_numbers(piece)
+                if values is None:
+                    return _canonical_int64(self.text[1:-1])
+                parts.append(values)
         return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
     def as_array(self) -> npt.NDArray[Any]:
@@ -78,7 +110,8 @@ class ArrayText:
         of the same dtype (then the whole would have too), otherwise the text is parsed whole.
         Raises `orjson.JSONDecodeError` or numpy's `ValueError`/`OverflowError` as that would.
         """
-        slices = _slices(self.text, 1, len(self.text) - 1)
+        slice_bytes = SHARED_FLOAT_SLICE_BYTES if json_prefetch.busy() else SLICE_BYTES
+        slices = _slices(self.text, 1, len(self.text) - 1, slice_bytes)
         if len(slices) == 1 or any(not piece.strip(_WHITESPACE) for piece in slices):
             return np.asarray(orjson.loads(self.text))
         arrays = []
@@ -88,6 +121,19 @@ class ArrayText:
         if len({array.dtype for array in arrays}) != 1:
             return np.asarray(orjson.loads(self.text))
         return np.concatenate(arrays)
+
+
+@contextlib.contextmanager
+def int64_prefetch(data: Iterable[object]) -> Iterator[None]:
+    """Start each long `ArrayText` in `data` (INT64 inputs) on the decode pool for the block;
+    on leaving it, cancel whatever was not collected, so a refused query leaves no work queued
+    (at most the slices already running finish, each a few ms)."""
+    started = [text for text in data if isinstance(text, ArrayText) and text.start_int64_values()]
+    try:
+        yield
+    finally:
+        for text in started:
+            text.prefetch.cancel()
 
 
 def parse_json_body(body: bytes | bytearray) -> Any:
@@ -198,12 +244,15 @@ def _canonical_int64(inner: bytes) -> npt.NDArray[np.int64] | None:
     return values
 
 
-def _slices(text: bytes, start: int = 0, stop: int | None = None) -> list[bytes]:
-    """`text[start:stop]` cut at the first comma after every `SLICE_BYTES` (the commas dropped),
-    without copying the whole of it first."""
+def _slices(
+    text: bytes, start: int = 0, stop: int | None = None, slice_bytes: int | None = None
+) -> list[bytes]:
+    """`text[start:stop]` cut at the first comma after every `slice_bytes` (default
+    `SLICE_BYTES`; the commas dropped), without copying the whole of it first."""
     stop = len(text) if stop is None else stop
+    step = SLICE_BYTES if slice_bytes is None else slice_bytes
     slices = []
-    while (end := text.find(b",", start + SLICE_BYTES, stop)) >= 0:
+    while (end := text.find(b",", start + step, stop)) >= 0:
         slices.append(text[start:end])
         start = end + 1
     slices.append(text[start:stop])

@@ -23,7 +23,7 @@ import numpy.typing as npt
 import orjson
 
 from recsched_pod.errors import InvalidInputError, PayloadTooLargeError
-from recsched_pod.http.json_tensors import ArrayText, parse_json_body
+from recsched_pod.http.json_tensors import ArrayText, int64_prefetch, parse_json_body
 from recsched_pod.models.spec import DENSE_INPUT, SCORES_OUTPUT, SPARSE_INPUT, ModelInputSpec
 
 HEADER_LENGTH = "inference-header-content-length"
@@ -287,17 +287,21 @@ def _decode_data(
 ) -> dict[str, np.ndarray[Any, Any]]:
     arrays: dict[str, np.ndarray[Any, Any]] = {}
     offset = 0
-    for layout in layouts:
-        count = math.prod(layout.shape)
-        if layout.binary_bytes is not None:
-            raw = np.frombuffer(binary_part, dtype=layout.dtype, count=count, offset=offset)
-            # Writable when the body was read into a bytearray: no copy needed for torch.
-            arrays[layout.name] = (raw if raw.flags.writeable else raw.copy()).reshape(layout.shape)
-            offset += layout.binary_bytes
-        else:
-            arrays[layout.name] = _array_from_json(
-                layout.name, layout.tensor["data"], layout.dtype, layout.shape, count
-            )
+    # Long INT64 texts start parsing on the decode pool while the other inputs parse here.
+    prefetched = (layout.tensor.get("data") for layout in layouts if layout.dtype.kind == "i")
+    with int64_prefetch(prefetched):
+        for layout in layouts:
+            count = math.prod(layout.shape)
+            if layout.binary_bytes is not None:
+                raw = np.frombuffer(binary_part, dtype=layout.dtype, count=count, offset=offset)
+                # Writable when the body was read into a bytearray: no copy needed for torch.
+                raw = raw if raw.flags.writeable else raw.copy()
+                arrays[layout.name] = raw.reshape(layout.shape)
+                offset += layout.binary_bytes
+            else:
+                arrays[layout.name] = _array_from_json(
+                    layout.name, layout.tensor["data"], layout.dtype, layout.shape, count
+                )
     return arrays
 
 
