@@ -10,6 +10,7 @@ This script only starts servers and calls the load test's CLI; the figures are i
     .venv/bin/python bench/peers.py sweep     # MLServer's settings: capacity at p95 <= 100 ms
     .venv/bin/python bench/peers.py measure   # interleaved rounds -> docs/benchmarks/peers.md
     .venv/bin/python bench/peers.py all       # the four, in order (what `make reproduce` runs)
+    .venv/bin/python bench/peers.py measure --servers recsched   # one server: its own section
 
 `measure` runs MLServer with the sweep's best settings (bench/.scratch/peers/sweep.json, else the
 defaults below) and RecSched with one CPU pod, 2 workers pinned, B = `--batch`.
@@ -35,6 +36,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import harness
+from json_decode import replace_section
 from peer_scores import binary_probe, check_same_scores, single_query_ms
 from peer_servers import (
     SCRATCH,
@@ -44,7 +46,7 @@ from peer_servers import (
     running_mlserver,
     versions,
 )
-from peers_report import render
+from peers_report import render, render_one_server
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -140,7 +142,9 @@ def loadtest(command: str, url: str, seed: int, *args: str) -> dict[str, Any]:
     return document
 
 
-def capacity(url: str, seed: int, target_ms: float, start_qps: float, trial_s: float) -> Any:
+def capacity(
+    url: str, seed: int, target_ms: float, start_qps: float, trial_s: float
+) -> dict[str, Any]:
     return loadtest(
         "capacity", url, seed, "--target-ms", str(target_ms), "--start-qps", str(start_qps),
         "--trial-s", str(trial_s), "--warmup-s", "1", "--tolerance", "0.1", "--max-trials", "2",
@@ -244,13 +248,14 @@ def one_server(url: str, seed: int, args: argparse.Namespace, start_qps: float) 
 
 
 def command_measure(args: argparse.Namespace, check: dict[str, Any] | None) -> dict[str, Any]:
-    metadata = pod_metadata(args.batch)
     peer = best_settings()
-    servers: dict[str, tuple[Server, float]] = {
-        "recsched": (lambda: recsched(args.batch), args.recsched_start_qps),
-        "mlserver": (mlserver(peer, metadata), args.mlserver_start_qps),
-    }
+    servers: dict[str, tuple[Server, float]] = {}
+    if args.servers in ("recsched", "both"):
+        servers["recsched"] = (lambda: recsched(args.batch), args.recsched_start_qps)
+    if args.servers in ("mlserver", "both"):
+        servers["mlserver"] = (mlserver(peer, pod_metadata(args.batch)), args.mlserver_start_qps)
     rounds: list[dict[str, Any]] = []
+    load_start = " ".join(f"{value:.2f}" for value in os.getloadavg())
     started = time.monotonic()
     for round_index in range(args.rounds):
         seed = args.seed + round_index
@@ -263,6 +268,7 @@ def command_measure(args: argparse.Namespace, check: dict[str, Any] | None) -> d
     results: dict[str, Any] = {
         **run_header(args),
         "elapsed_s": round(time.monotonic() - started),
+        "load_average_start": load_start,
         "commit": _commit(),
         "uncommitted_product_files": _uncommitted(),
         "versions": versions(),
@@ -272,7 +278,16 @@ def command_measure(args: argparse.Namespace, check: dict[str, Any] | None) -> d
         "check": check,
         "rounds": rounds,
     }
-    write_results(args.out, results, render(results))
+    if args.servers == "both":
+        write_results(args.out, results, render(results))
+    else:  # one server: its own JSON, and a section of peers.md beside the comparison
+        out, report = args.out, args.out.with_suffix(".md")  # --out elsewhere: a trial run
+        if args.out == OUT:
+            out = OUT.with_name(f"peers_{args.servers}_only.json")
+        out.write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
+        section = render_one_server(results, out.name)
+        replace_section(report, section)
+        print(section)
     return results
 
 
@@ -316,13 +331,24 @@ def main() -> int:
     parser.add_argument("--floor-s", type=float, default=30.0)
     parser.add_argument("--recsched-start-qps", type=float, default=20.0)
     parser.add_argument("--mlserver-start-qps", type=float, default=4.0)
+    parser.add_argument(
+        "--servers",
+        choices=("recsched", "mlserver", "both"),
+        default="both",
+        help="measure: the servers to run; one alone writes peers_<server>_only.json and its "
+        "own section of peers.md, keeping the comparison",
+    )
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
-    install_mlserver()
+    if args.servers != "recsched" or args.step != "measure":
+        install_mlserver()
     if args.step == "install":
         return 0
     WORK.mkdir(parents=True, exist_ok=True)
-    check = command_check(args) if args.step in ("check", "all", "measure") else None
+    wants_check = args.step in ("check", "all") or (
+        args.step == "measure" and args.servers == "both"
+    )
+    check = command_check(args) if wants_check else None
     if args.step in ("sweep", "all"):
         command_sweep(args)
     if args.step in ("measure", "all"):

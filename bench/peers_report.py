@@ -53,7 +53,7 @@ def floors(results: dict[str, Any]) -> dict[str, Any]:
 
 
 def _load_range(results: dict[str, Any]) -> str:
-    loads = [r[s]["load_average_after"] for r in results["rounds"] for s in SERVERS]
+    loads = [r[s]["load_average_after"] for r in results["rounds"] for s in _present(results)]
     return f"{min(loads):g}-{max(loads):g}"
 
 
@@ -130,6 +130,11 @@ def _single_query_lines(single: dict[str, dict[str, float]] | None) -> list[str]
     return [*lines, ""]
 
 
+def _present(results: dict[str, Any]) -> dict[str, str]:
+    """The servers this run measured (a `--servers` run has one)."""
+    return {key: name for key, name in SERVERS.items() if key in results["rounds"][0]}
+
+
 def _capacity_table(results: dict[str, Any]) -> list[str]:
     floor_qps = results["args"]["floor_qps"]
     lines = [
@@ -144,7 +149,7 @@ def _capacity_table(results: dict[str, Any]) -> list[str]:
         "| p95 <= 50 ms per round | median | range |",
         "|---|---|---|---|---|---|---|",
     ]
-    for server, name in SERVERS.items():
+    for server, name in _present(results).items():
         cells = []
         for key in ("capacity_100ms", "capacity_50ms"):
             each, median, span = _spread(_values(results, server, key))
@@ -171,7 +176,7 @@ def _latency_table(results: dict[str, Any]) -> list[str]:
         "| server | p50 | p95 | p99 | errors per round |",
         "|---|---|---|---|---|",
     ]
-    for server, name in SERVERS.items():
+    for server, name in _present(results).items():
         cells = []
         for quantile in ("p50_ms", "p95_ms", "p99_ms"):
             _, median, span = _spread(_latency(results, server, quantile))
@@ -254,4 +259,40 @@ def render(results: dict[str, Any]) -> str:
         *_sweep_lines(results),
         *_command_lines(results),
     ]
+    return "\n".join(lines)
+
+
+def render_one_server(results: dict[str, Any], json_name: str) -> str:
+    """A section of peers.md for a `measure --servers X` run: one server's capacity and
+    latency, beside (not in place of) the comparison run above it."""
+    (server, name), args = next(iter(_present(results).items())), results["args"]
+    start = results.get("load_average_start")
+    lines = [
+        f"## {name} alone (`--servers {server}`)",
+        "",
+        f"Run of {results['date']}, commit {results['commit']}. Command: "
+        f"`.venv/bin/python bench/peers.py measure --servers {server} --rounds "
+        f"{args['rounds']} --batch {args['batch']} --common-qps {args['common_qps']:g} "
+        f"--common-s {args['common_s']:g} --floor-s {args['floor_s']:g} --trial-s "
+        f"{args['trial_s']:g}`; raw data in `docs/benchmarks/{json_name}`. Machine: "
+        f"{results['machine']['cpus']} CPUs ({results['machine']['processor']}), "
+        f"{results['elapsed_s']} s, load average "
+        + (f"{start} at the start, " if start else "")
+        + f"{results['machine']['load_average']} at the end, after each round "
+        f"{_load_range(results)}. Same workload, seeds and commands as the comparison above; "
+        "every figure in this section comes from this run only, those above from theirs.",
+        "",
+    ]
+    tables = [*_capacity_table(results), *_latency_table(results)]
+    lines += ["#" + line if line.startswith("## ") else line for line in tables]
+    if server == "recsched":
+        tight = statistics.median(_values(results, "recsched", "capacity_50ms"))
+        p95 = statistics.median(_latency(results, "recsched", "p95_ms"))
+        met = tight > 0 or p95 <= TARGET_FLOOR_MS
+        lines += [
+            f"Floor, RecSched at p95 <= {TARGET_FLOOR_MS:g} ms on JSON (this run): median "
+            f"capacity {tight:.1f} QPS, median p95 {p95:.1f} ms at {args['common_qps']:g} QPS: "
+            + ("**met**." if met else "**not met**."),
+            "",
+        ]
     return "\n".join(lines)
