@@ -63,6 +63,7 @@ def test_a_recsched_only_run_renders_its_own_section_with_the_50ms_floor() -> No
     assert "\n## " not in section  # its tables are subsections, so the section stays one piece
     assert "### Latency-bounded capacity" in section
     assert "8.0, 0.0, 10.0 | 8.0 | 0.0-10.0" in section
+    assert "--targets-ms 100,50" in section and "recsched-loadtest capacity" in section
     assert "median capacity 8.0 QPS, median p95 35.0 ms at 4 QPS: **met**." in section
 
 
@@ -81,3 +82,14 @@ def test_the_section_joins_peers_md_and_a_rerun_replaces_only_it(tmp_path: Path)
     assert text.startswith(comparison.rstrip("\n"))
     assert "Run of second" in text and "Run of first" not in text
     assert text.count("## RecSched pod alone") == 1
+
+
+def test_a_run_of_the_50ms_search_alone_shows_only_that_column() -> None:
+    results = _results([3.0, 4.0, 5.0], [40.0, 45.0, 48.0], "d1")
+    results["args"]["targets_ms"] = [50]
+    for one_round in results["rounds"]:
+        del one_round["recsched"]["capacity_100ms"]
+    section = render_one_server(results, "x.json")
+    assert "p95 <= 100 ms" not in section and "--targets-ms 50`" in section
+    assert "| RecSched pod | 3.0, 4.0, 5.0 | 4.0 | 3.0-5.0 |" in section
+    assert "median capacity 4.0 QPS" in section
