@@ -23,13 +23,25 @@ def _range(summary: dict[str, float], digits: int = 1) -> str:
     )
 
 
+def _optional_range(summary: dict[str, float] | None) -> str:
+    return _range(summary, 2) if summary else "n/a"
+
+
+def _extra_latency(calibration: dict[str, Any]) -> str:
+    """The latency a query adds beyond its worker's time, as the simulator was given it."""
+    per_item = calibration.get("item_overhead_ms")
+    text = f"{calibration['query_overhead_ms']:.2f}"
+    return text if per_item is None else f"{text} + {1e3 * per_item:.1f} us/item"
+
+
 def _summary_table(document: dict[str, Any]) -> list[str]:
     tolerance_pct = round(100 * document["tolerance"])
     lines = [
         "| model | target ms | column | config | predicted QPS | measured QPS | measured spread "
         f"| runs | measured / predicted | rounds within {tolerance_pct}% "
-        f"| median within {tolerance_pct}% | measured / blind prediction |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        f"| median within {tolerance_pct}% | measured / blind prediction "
+        "| measured / previous method's prediction |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for result in document["results"]:
         for key, column in result["columns"].items():
@@ -42,7 +54,8 @@ def _summary_table(document: dict[str, Any]) -> list[str]:
                 f"{column['runs']} | {_range(ratio, 2) if ratio else 'n/a'} | "
                 f"{column['rounds_within_tolerance']}/{column['runs']} | "
                 f"{'**yes**' if column['within_tolerance'] else '**no**'} | "
-                f"{_range(column['ratio_blind'], 2) if column.get('ratio_blind') else 'n/a'} |"
+                f"{_optional_range(column.get('ratio_blind'))} | "
+                f"{_optional_range(column.get('ratio_mix_mean'))} |"
             )
     return lines
 
@@ -51,7 +64,7 @@ def _rounds_table(document: dict[str, Any]) -> list[str]:
     lines = [
         "| model | round | order | (b) predicted | (b) measured | (b) ratio | (c) predicted "
         "| (c) measured | (c) ratio | blind ratios (b), (c) | speed after / before "
-        "| per-query latency ms |",
+        "| latency beyond the worker, ms |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for result in document["results"]:
@@ -74,7 +87,7 @@ def _rounds_table(document: dict[str, Any]) -> list[str]:
             lines.append(
                 f"| {result['model']} | {record['round']} | {order} | {' | '.join(cells)} | "
                 f"{blind_cells} | {'n/a' if drift is None else f'{drift:.2f}'} | "
-                f"{record['calibration']['query_overhead_ms']:.2f} |"
+                f"{_extra_latency(record['calibration'])} |"
             )
     return lines
 
@@ -82,8 +95,9 @@ def _rounds_table(document: dict[str, Any]) -> list[str]:
 def _calibration_table(document: dict[str, Any]) -> list[str]:
     lines = [
         "| model | items | shipped profile forward ms | pod forward ms | pod / shipped "
-        "| service ms (W / saturated QPS) | saturated QPS |",
-        "|---|---|---|---|---|---|---|",
+        "| service ms (W / saturated QPS) | saturated QPS | lone latency ms "
+        "| lone forward ms |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for result in document["results"]:
         rows_by_round = [record["calibration"]["rows"] for record in result["rounds"]]
@@ -92,13 +106,40 @@ def _calibration_table(document: dict[str, Any]) -> list[str]:
             forward = statistics.median(row["pod_forward_ms"] for row in rows)
             service = [row["service_ms"] for row in rows]
             qps = statistics.median(row["saturated_qps"] for row in rows)
+            lone = [
+                f"{statistics.median(row[key] for row in rows):.2f}" if key in first else "n/a"
+                for key in ("lone_ms", "lone_forward_ms")
+            ]
             lines.append(
                 f"| {result['model']} | {first['items']} | {first['shipped_forward_ms']:.2f} | "
                 f"{forward:.2f} | {forward / first['shipped_forward_ms']:.2f} | "
                 f"{statistics.median(service):.2f} ({min(service):.2f}-{max(service):.2f}) | "
-                f"{qps:.1f} |"
+                f"{qps:.1f} | {' | '.join(lone)} |"
             )
     return lines
+
+
+def _trials(document: dict[str, Any]) -> str:
+    trial = document.get("trial", {})
+    repeats = (
+        f", at least {trial['min_trials']} trials per rate (up to {trial['max_trials']} when "
+        "they disagree; the median decides)"
+        if "min_trials" in trial
+        else ", one trial per rate unless it lies within 5% of the target"
+    )
+    return f"trials of {trial.get('trial_s', '?')} s after {trial.get('warmup_s', '?')} s{repeats}"
+
+
+def _runs(document: dict[str, Any]) -> list[str]:
+    """One line per model measured in its own hold of the bench lock (`--append`)."""
+    lines = [
+        f"* {result['model']}: {run['date']}, load average {run['load_average_before'][0]} before, "
+        f"{run['load_average_after'][0]} after, {run['minutes']} min, `{run['command']}` at "
+        f"{run['commit']}."
+        for result in document["results"]
+        if (run := result.get("run"))
+    ]
+    return [*lines, ""] if lines else []
 
 
 def render(document: dict[str, Any]) -> str:
@@ -114,8 +155,10 @@ def render(document: dict[str, Any]) -> str:
             "alternating) between two calibrations of the same pod; predicted from their mean "
             "(blind: from the one before alone). Speed after / before: the 1024-item service "
             "time before the round over the one after (above 1: the machine sped up). Method: "
-            "docstring of `bench/real_capacity.py`; reading: docs/benchmarks.md.",
+            "docstring of `bench/real_capacity.py`; reading: docs/benchmarks.md. Searches: "
+            f"{_trials(document)}.",
             "",
+            *_runs(document),
             "## Measured against predicted, per column",
             "",
             *_summary_table(document),

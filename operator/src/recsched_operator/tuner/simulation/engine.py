@@ -36,6 +36,9 @@ class ClusterShape:
 
     `request_overhead_s` is paid per CPU request (dispatch to a worker, slicing the inputs);
     `query_overhead_s` per query end to end (HTTP, decoding, routing), both in seconds.
+    `query_overhead_per_item_s` adds that much latency per item of a query on top of
+    `query_overhead_s` (a body's transfer, decoding and encoding grow with its size) without
+    occupying a worker; 0 by default (issue 13 section 2 measures it on a real pod).
     """
 
     cpu_pods: int = 2
@@ -43,6 +46,7 @@ class ClusterShape:
     gpu_pods: int = 1
     request_overhead_s: float = 0.0
     query_overhead_s: float = 0.0
+    query_overhead_per_item_s: float = 0.0
 
     def __post_init__(self) -> None:
         if self.cpu_pods < 1 or self.cpu_workers_per_pod < 1 or self.gpu_pods < 0:
@@ -170,6 +174,7 @@ def simulate_queries(
     gpu_table = profile.gpu_table_s
     max_items = len(cpu_table) - 1
     request_overhead = cluster.request_overhead_s
+    item_overhead = cluster.query_overhead_per_item_s
     full_s = cpu_table[min(batch_size, max_items)] + request_overhead
     cpu_free: list[list[float]] = [
         [0.0] * cluster.cpu_workers_per_pod for _ in range(cluster.cpu_pods)
@@ -205,7 +210,7 @@ def simulate_queries(
                 bisect.insort(free, done)
             else:
                 start, done = _serve_split_query(free, arrival, requests - 1, full_s, last_s)
-        latency[index] = done - arrival + cluster.query_overhead_s
+        latency[index] = done - arrival + cluster.query_overhead_s + size * item_overhead
         wait[index] = start - arrival
     skip = int(count * warmup_fraction)
     duration = float(arrivals_s[-1] - arrivals_s[skip]) if count > skip + 1 else 0.0
