@@ -215,9 +215,8 @@ READING = [
     "slices on a pool of threads (one per CPU, 2 to 4) while the decoding thread parses the "
     "FP32 data: about the same CPU time, spread over both cores, so less wall time for the "
     "queries whose indices dominate (RMC1). The loop stall does not grow with the body: a "
-    f"decode on a thread holds the GIL one slice ({json_tensors.SLICE_BYTES >> 10} KiB of INT64 "
-    f"text, {json_tensors.SHARED_FLOAT_SLICE_BYTES >> 10} KiB of FP32 text while the pool "
-    "works) at a time. Numpy-only parsers meant to beat numpy's and orjson's were measured no "
+    f"decode on a thread holds the GIL one slice ({json_tensors.SLICE_BYTES >> 10} KiB of text) "
+    "at a time. Numpy-only parsers meant to beat numpy's and orjson's were measured no "
     "faster (the section below).",
 ]
 

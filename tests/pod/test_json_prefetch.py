@@ -45,7 +45,6 @@ def outcome(body: bytes, prefetch: bool, monkeypatch: pytest.MonkeyPatch) -> tup
     """The decode's result or 400 message, with INT64 data on the pool or on this thread."""
     with monkeypatch.context() as patch:
         patch.setattr(json_tensors, "SLICE_BYTES", 3)
-        patch.setattr(json_tensors, "SHARED_FLOAT_SLICE_BYTES", 3)
         patch.setattr(json_tensors, "PREFETCH_MIN_BYTES", 0 if prefetch else 1 << 40)
         try:
             query = decode_body(body, None, SPEC, 16)

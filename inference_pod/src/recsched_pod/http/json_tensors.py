@@ -22,8 +22,10 @@ parsed as before. So no body is accepted that orjson refuses, and errors keep th
 3. `int64_prefetch` starts a large INT64 input's slices on a small thread pool
    (`json_prefetch`) before the other inputs are parsed: numpy's parser runs without the GIL, so
    on two cores the indices parse in parallel with each other and with the FP32 data (orjson,
-   which holds the GIL, in shorter slices then). `int64_values` collects the slices in order and
+   which holds the GIL one slice at a time). `int64_values` collects the slices in order and
    decides exactly as before; when anything fails, the slices not yet started are cancelled.
+   (Shorter FP32 slices while the pool works, to hand the GIL over more often, cost more CPU
+   for no less wall time in a trial here: 64 KiB against 256 KiB.)
 """
 
 from __future__ import annotations
@@ -53,9 +55,6 @@ _INT64 = np.iinfo(np.int64)
 # Parsing 256 KiB of numbers takes 1-3 ms here: a decode on a thread holds the GIL (and so the
 # event loop) for about that long at a time, whatever the body's size.
 SLICE_BYTES = 256 << 10
-# FP32 slices while INT64 slices parse on the pool: orjson holds the GIL for a whole slice, which
-# the pool's threads need briefly between numpy's GIL-free steps.
-SHARED_FLOAT_SLICE_BYTES = 64 << 10
 # INT64 texts from this size are parsed on the pool; below it a thread hop costs more than it saves.
 PREFETCH_MIN_BYTES = 64 << 10
 
@@ -110,8 +109,7 @@ class ArrayText:
         of the same dtype (then the whole would have too), otherwise the text is parsed whole.
         Raises `orjson.JSONDecodeError` or numpy's `ValueError`/`OverflowError` as that would.
         """
-        slice_bytes = SHARED_FLOAT_SLICE_BYTES if json_prefetch.busy() else SLICE_BYTES
-        slices = _slices(self.text, 1, len(self.text) - 1, slice_bytes)
+        slices = _slices(self.text, 1, len(self.text) - 1)
         if len(slices) == 1 or any(not piece.strip(_WHITESPACE) for piece in slices):
             return np.asarray(orjson.loads(self.text))
         arrays = []
@@ -244,15 +242,12 @@ def _canonical_int64(inner: bytes) -> npt.NDArray[np.int64] | None:
     return values
 
 
-def _slices(
-    text: bytes, start: int = 0, stop: int | None = None, slice_bytes: int | None = None
-) -> list[bytes]:
-    """`text[start:stop]` cut at the first comma after every `slice_bytes` (default
-    `SLICE_BYTES`; the commas dropped), without copying the whole of it first."""
+def _slices(text: bytes, start: int = 0, stop: int | None = None) -> list[bytes]:
+    """`text[start:stop]` cut at the first comma after every `SLICE_BYTES` (the commas dropped),
+    without copying the whole of it first."""
     stop = len(text) if stop is None else stop
-    step = SLICE_BYTES if slice_bytes is None else slice_bytes
     slices = []
-    while (end := text.find(b",", start + step, stop)) >= 0:
+    while (end := text.find(b",", start + SLICE_BYTES, stop)) >= 0:
         slices.append(text[start:end])
         start = end + 1
     slices.append(text[start:stop])
