@@ -9,7 +9,9 @@ rules cut decisions and probes over target: a threshold that swamped the GPU poo
 lower one at any batch size, a config whose measured use scaled to today's load reaches 1 is not
 probed again, an overloaded pool sets the threshold's direction, a batch step that changes
 nothing while overloaded hands the search to the threshold, the best tie gets a second look
-before converging, and a load step in mid-search settles on an incumbent with headroom.
+before converging, and a load step in mid-search settles on an incumbent with headroom. Last, a
+one-server GPU pool whose queue sets the tracked percentile counts at the utilisation where that
+queue would break the target, not at its utilisation now.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from recsched_operator.tuner import (
     decide_next_config,
 )
 from recsched_operator.tuner.compass import known_configs, pick_candidate
-from recsched_operator.tuner.objective import capacity_use
+from recsched_operator.tuner.objective import capacity_use, gpu_queueing_use
 from recsched_operator.tuner.settings import TuningMode
 from recsched_operator.tuner.state import Trial, TuningState
 
@@ -266,3 +268,51 @@ def test_an_overloaded_gpu_pool_takes_the_focus_from_the_batch() -> None:
     swamped_gpu = window(p95_ms=1800.0, cpu_utilization=0.5, gpu_utilization=1.3)
     candidate = pick_candidate(incumbent, state, swamped_gpu, BOUNDS, SETTINGS, SLO)
     assert candidate is not None and candidate.knob == "threshold" and candidate.direction == 1
+
+
+P99 = SloTarget(percentile=99, target_ms=122.7, window_s=30.0)
+
+
+def gpu_bound(**fields: object) -> Observation:
+    """WnD 1x p99 production at T = 512 (issue 15), noise-free: the one GPU server 46% busy
+    serving 7.6% of the queries (mean service 20.6 ms), which set the p99 of 40.7 ms."""
+    base: dict[str, object] = {
+        "qps": 293.0,
+        "p99_ms": 40.7,
+        "cpu_utilization": 0.39,
+        "gpu_utilization": 0.461,
+        "cpu_p95_ms": 31.3,
+        "gpu_p95_ms": 52.8,
+        "offloaded_fraction": 0.0762,
+    }
+    base.update(fields)
+    return window(**base)
+
+
+def test_a_gpu_server_whose_queue_sets_the_p99_counts_at_its_latency_bounded_use() -> None:
+    # Its utilisation (0.46) ranked it above the optimum's CPU pool at 0.48; its queue breaks
+    # the p99 target first as load grows (91% of the optimum's capacity).
+    queueing = gpu_queueing_use(gpu_bound(), P99, SETTINGS)
+    assert queueing is not None and 0.50 < queueing < 0.60
+    assert capacity_use(gpu_bound(), P99, SETTINGS) == pytest.approx(queueing)
+    cpu_bound = gpu_bound(cpu_utilization=0.482, gpu_utilization=0.097, offloaded_fraction=0.0123)
+    assert (capacity_use(cpu_bound, P99, SETTINGS) or 0.0) < queueing * (1 - SETTINGS.noise_band)
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"offloaded_fraction": 0.008},  # fewer GPU queries than the 1% tail: cannot set the p99
+        {"gpu_p95_ms": 25.0},  # the CPU pool's queries are the slower ones
+        {"p99_ms": 90.0, "gpu_utilization": 0.49, "offloaded_fraction": 0.012},  # service time
+    ],
+)
+def test_a_gpu_pool_whose_queue_cannot_set_the_percentile_counts_by_utilisation_alone(
+    fields: dict[str, object],
+) -> None:
+    # The last: 0.49 busy for 3.5 GPU queries per second is 139 ms each (DIN's 1024-item queries
+    # on that GPU take about that): a p99 of 90 ms is their service, with no queue to grow.
+    observation = gpu_bound(**fields)
+    assert gpu_queueing_use(observation, P99, SETTINGS) is None
+    busiest = max(observation.cpu_utilization or 0.0, observation.gpu_utilization or 0.0)
+    assert capacity_use(observation, P99, SETTINGS) == pytest.approx(busiest)

@@ -104,6 +104,11 @@ class TuningSettings:
     what an overloaded window's latency counts as. Far beyond anything a config that keeps up
     shows, so overloaded configs rank below those, and only utilisation orders them."""
 
+    gpu_queueing_margin: float = 0.2
+    """Share of the tracked percentile set aside as noise before `objective.gpu_queueing_use`
+    reads the rest beyond the GPU's service time as queueing: two sigmas of the 10% latency
+    noise, so a percentile that is the service time alone is not read as a queue."""
+
     rejected_penalty: float = 10.0
     """Weight of the refused-query fraction in `capacity_use`: 1% refused costs like 10% more
     utilisation, so a config that sheds load never looks better than one that serves it."""
