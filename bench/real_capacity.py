@@ -31,27 +31,34 @@ as the searches they predict:
   round r is predicted blind from C(r-1) alone, and from the mean of C(r-1) and C(r) (the
   machine's speed on both sides of its searches; the floor is judged on this one).
 
-Why the 1.0x run (15:42 UTC) missed RMC1 (0.59x and 0.83x) while WnD (b) read 1.01x:
+Why the 1.0x run (15:42 UTC) missed RMC1 (0.59x and 0.83x) while WnD (b) read 1.01x, and what
+the 1.5x run (18:23-18:56 UTC: RMC1 0.86x and 0.86x, 2/3 rounds each; WnD 0.70x and 0.65x)
+still misses:
 
 * The target. At 1x the 1024-item service time, the p95 query (~700 items) alone takes 60-80%
   of the target and the 2.5% of queries at 1024 items take all of it, so one wait behind another
-  large query decides the verdict: predicted capacity moves 20-40% for a 10% change in service
-  time, the chosen (c) config flips between B = 512 and 1024, and trial-length windows predict
-  up to 1.5x the long-window capacity. The headline's claims are made at 0.5x and 1.5x; (b) has
-  no capacity at 0.5x, so 1.5x is the check.
-* Latency outside the workers grows with the query: 10-15 ms at 1024 items (RMC1), where the old
-  constant, fitted on the mix's mean, was 0-2 ms (the mean is set by small queries, and the
-  saturated service times overstate their latency). That under-priced exactly the queries that
-  set the p95.
-* The two workers slow each other: the pod's forward time at saturation is 1.6-1.8x its time
-  alone (RMC1 1024 items: 76 vs 42 ms; WnD: 214 vs 121 ms), so this VM's two workers deliver
-  about 1.2 workers' throughput. The calibration folds that into the service times (right at
-  saturation, pessimistic for a query that runs alone); the simulator's workers are independent.
-* Other tenants: a search reports the rate below its first failing rate, and on this shared
-  machine (load average 3-6 while these ran) a trial that lands in a burst of other work fails
-  far from the target (p50 20x its neighbours' at +3% rate), so one search reads the machine's
-  worst minute while the calibrations read its typical ones. Requiring 2 agreeing trials per rate
-  takes out single-trial bursts, not minute-long ones.
+  large query decides the verdict: on a long window the predicted capacity moves +31-34% and
+  -20-32% for a 10% change in service time (+12-15% and -12% at 1.5x), and the chosen (c)
+  config flips between B = 512 and 1024. The headline's claims are made at 0.5x and 1.5x; (b)
+  has no capacity at 0.5x, so 1.5x is the check. At 1.5x on 2 workers the grid optimum (c) is
+  B = 1024 for both models, so (c) re-measures (b)'s config: two searches of one config.
+* Latency outside the workers grows with the query: 6-17 ms at 1024 items, where the old
+  constant, fitted on the mix's mean, was 0 in 6 of 8 calibrations (the mean is set by small
+  queries, and the saturated service times overstate their latency). It moved the predictions
+  by a few percent only (measured / previous method's prediction: RMC1 0.81 and 0.89).
+* The two workers slow each other: the pod's forward time at saturation over its time alone
+  is 1.9-2.6x for RMC1 at 1024 items (embedding lookups: memory-bound) and 1.1-1.3x for WnD, so
+  two RMC1 workers deliver about one worker's throughput alone. The calibration folds that into
+  the service times (right at saturation, pessimistic for a query that runs alone: the
+  simulated light-load p95 is 1.1-2.3x the measured one in 7 of 8 calibrations); the
+  simulator's workers are independent, so the real p95 climbs faster with load than its own.
+* The machine's speed moves within a round: in the 3 rounds whose calibrations before and
+  after agree within 5%, measured / predicted is 0.77-0.97 (median 0.875, 4 of 6 searches
+  within 15%); in the 3 where the speed moved 15-78%, 0.40-0.86. Other tenants fill every idle
+  cycle (load average 3-6), and a trial that lands in a burst of other work fails far from
+  the target (p50 up to 10-20x its neighbours' at +3% rate), so a search reads the machine's
+  worst minutes while the calibrations read its typical ones. Requiring 2 agreeing trials per
+  rate takes out single-trial bursts, not minute-long ones.
 * The load generator's own CPU is 0.3-0.4 cores here (about 2 s of it starting up), included
   in the saturated service times since the calibration uses the same generator.
 

@@ -130,6 +130,15 @@ def _trials(document: dict[str, Any]) -> str:
     return f"trials of {trial.get('trial_s', '?')} s after {trial.get('warmup_s', '?')} s{repeats}"
 
 
+def _minutes(document: dict[str, Any]) -> str:
+    """Run time; with models measured in separate holds (`--append`), their sum and the count."""
+    runs = [result["run"] for result in document["results"] if "run" in result]
+    if len(runs) < 2:
+        return f"{document.get('minutes', '?')} min"
+    total = sum(run["minutes"] for run in runs)
+    return f"{total:.1f} min in {len(runs)} holds of the bench lock (one per model, below)"
+
+
 def _runs(document: dict[str, Any]) -> list[str]:
     """One line per model measured in its own hold of the bench lock (`--append`)."""
     lines = [
@@ -147,7 +156,7 @@ def render(document: dict[str, Any]) -> str:
         [
             "# Simulator capacity checked on a real pod",
             "",
-            header_line(document) + f" {document.get('minutes', '?')} min. "
+            header_line(document) + f" {_minutes(document)}. "
             f"Raw data: `docs/benchmarks/real_capacity.json`. One pod, scale 0.01, "
             f"{document['workers']} workers, binary protocol, `{document['sizes']}` size mix, "
             f"p95 target {document['target_multiple']:g}x round 1's calibrated time for a "

@@ -80,3 +80,43 @@ def test_report_shows_every_round_and_the_profile_beside_the_pod() -> None:
     assert "| wnd | 2 | b, c | 100.0 | 80.0 | 0.80 |" in report
     assert "| wnd | 1024 | 2048.00 | 1024.00 | 0.50 |" in report
     assert "**no**" in report and "**yes**" in report  # (b) 0.75 is out, (c) 0.94 is in
+
+
+def test_models_measured_in_separate_holds_each_get_their_own_line() -> None:
+    records = [record(1, 100.0, 90.0)]
+    columns = {key: column_summary(records, key) for key in ("whole_query", "tuned_cpu")}
+    results = [
+        {
+            "model": model,
+            "target_ms": 70.0,
+            "tuned_cpu_config": {"batchSize": 1024, "offloadThreshold": 1025},
+            "rounds": records,
+            "columns": columns,
+            "run": {
+                "command": f"python bench/real_capacity.py --models {model}",
+                "commit": "abc1234",
+                "date": f"2026-12-03 {hour}:00 UTC",
+                "load_average_before": [1.0, 1.0, 1.0],
+                "load_average_after": [2.0, 2.0, 2.0],
+                "minutes": 15.0,
+            },
+        }
+        for model, hour in (("rmc1", 18), ("wnd", 19))
+    ]
+    document = {
+        "machine": {"node": "vm", "cpus": 2, "cpu_model": "AMD EPYC"},
+        "load_average_before": [1.0, 1.0, 1.0],
+        "date": "2026-12-03 18:00 UTC",
+        "command": "python bench/real_capacity.py --models rmc1",
+        "commit": "abc1234",
+        "workers": 2,
+        "sizes": "heavy",
+        "target_multiple": 1.5,
+        "tolerance": 0.15,
+        "trial": {"trial_s": 6.0, "warmup_s": 1.5, "min_trials": 2, "max_trials": 3},
+        "results": results,
+    }
+    report = render(document)
+    assert "30.0 min in 2 holds of the bench lock" in report
+    assert "* wnd: 2026-12-03 19:00 UTC, load average 1.0 before, 2.0 after, 15.0 min" in report
+    assert "at least 2 trials per rate" in report
