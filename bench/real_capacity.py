@@ -467,6 +467,7 @@ def column_summary(records: list[dict[str, Any]], key: str) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    global WORKERS  # --workers: every calibration, prediction and sweep reads it
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", default="rmc1,wnd")
     parser.add_argument("--rounds", type=int, default=3, help="calibrate-predict-measure rounds")
@@ -478,6 +479,9 @@ def main(argv: list[str] | None = None) -> int:
         "headline's loose target); at 1.0 the p95 at light load is already 60-80%% of the "
         "target, so capacity swings with speed",
     )
+    parser.add_argument(
+        "--workers", type=int, default=WORKERS, help="the pod's workers (and the simulated ones)"
+    )
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument(
         "--append",
@@ -486,6 +490,7 @@ def main(argv: list[str] | None = None) -> int:
         "models can be measured in separate holds of the bench lock",
     )
     args = parser.parse_args(argv)
+    WORKERS = args.workers
     stop_on_sigterm()
     header = run_header()
     started = dt.datetime.now(dt.UTC)
