@@ -50,14 +50,16 @@ clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
 
 # Issue 13's headline: section 1 on the simulator (docs/benchmarks/headline.md and the top of
-# docs/benchmarks.md; 13 min of CPU, 16-24 min on the shared 2 cores), section 2 on real pods
-# (docs/benchmarks/real_capacity.md, ~18 min) and, with PEERS=1, section 3 beside MLServer
-# (docs/benchmarks/peers.md, ~25 min; installs MLServer in its own venv under bench/.scratch).
-# Sections 2 and 3 measure real processes, so they take the bench lock.
+# docs/benchmarks.md; 13 min of CPU, ~9 min on 2 cores with --jobs 2), section 2 on real pods
+# (docs/benchmarks/real_capacity.md, ~15 min per model, each model in its own hold of the bench
+# lock) and, with PEERS=1, section 3 beside MLServer (docs/benchmarks/peers.md, ~25 min; installs
+# MLServer in its own venv under bench/.scratch). Sections 2 and 3 measure real processes, so
+# they take the bench lock.
 REPRODUCE_SEEDS ?= 3
 PEERS ?= 0
 reproduce: setup
 	nice -n 10 $(PY) bench/headline.py --seeds $(REPRODUCE_SEEDS) --jobs 2
-	flock /tmp/recsched-bench.lock $(PY) bench/real_capacity.py
+	flock /tmp/recsched-bench.lock $(PY) bench/real_capacity.py --models rmc1
+	flock /tmp/recsched-bench.lock $(PY) bench/real_capacity.py --models wnd --append
 	@if [ "$(PEERS)" = 1 ]; then flock /tmp/recsched-bench.lock $(PY) bench/peers.py all; \
 	else echo "section 3 skipped: run 'make reproduce PEERS=1' to compare with MLServer"; fi
