@@ -2,11 +2,13 @@
 rest of the query (pure: standard library only).
 
 Where the time goes for a 611-item RMC1 JSON query (the production mix's 95th-percentile size),
-one thread, this machine: cutting the arrays out and parsing the rest 0.3 ms, the 391,040 INT64
-indices 17 ms (numpy's parser, which releases the GIL), the 78,208 FP32 features 8.5 ms (orjson,
-which holds it), then 5 requests of 128 items at 3.8 ms each on 2 workers. Parsing the indices
-on two threads while the decoding thread parses the features spreads that decode over both
-cores; the GIL is held only between numpy's steps (`json_numbers.int64_numbers`).
+one thread, quiet machine (docs/benchmarks/json_decode.md, "Stages of one query"): cutting the
+arrays out and parsing the rest 0.3 ms, the 391,040 INT64 indices 10.8 ms (numpy's parser, which
+releases the GIL), the 78,208 FP32 features 5.0 ms (orjson, which holds it), then 5 requests of
+128 items at 1.4 ms each on 2 workers. Parsing the indices on two threads while the decoding
+thread parses the features spreads that decode over both cores; the GIL is held only between
+numpy's steps (`json_numbers.int64_numbers`) and through each orjson slice, which is why the
+decode took 14.6 ms there rather than the 17.4 of one thread, not half of it.
 
 The pool is process-wide and shared by queries in arrival order; `Prefetch.cancel` drops the
 slices of a query that was refused before they start, so a bad query leaves no queued work.
