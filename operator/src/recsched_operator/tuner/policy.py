@@ -31,6 +31,7 @@ from recsched_operator.tuner.observation import Observation
 from recsched_operator.tuner.probing import (
     DecisionInputs,
     Measure,
+    converged_on_incumbent,
     probe_or_converge,
     restart_search,
     search_step,
@@ -218,18 +219,17 @@ def _decide_auto(inputs: DecisionInputs, state: TuningState) -> tuple[Decision, 
         tighter = slo.percentile >= (state.slo_percentile or 0) and slo.target_ms <= (
             state.slo_target_ms or math.inf
         )
-        if (
-            state.phase == "converged"
-            and tighter
-            and latency <= settings.latency_headroom * slo.target_ms
-        ):
+        if tighter and latency <= settings.latency_headroom * slo.target_ms:
             # A tighter target only raises other configs' capacity use (their latency can only
             # eat more of the smaller headroom) and leaves the served config's as it was while
             # its latency stays inside the new headroom: the converged config stays the best
             # the search knows, and probing would only risk intervals over the new target
             # (issue 15's drift runs: 40-120 s). The drift and breach rules still apply.
+            # Mid-search too: the incumbent is the best config the search has measured, and
+            # walking on among near-equals under the tighter target broke it (WnD on the H200,
+            # whose flat landscape was still being searched at the edit: 40-80 s over target).
             kept = replace(
-                state,
+                state if state.phase == "converged" else converged_on_incumbent(state, observation),
                 slo_percentile=slo.percentile,
                 slo_target_ms=slo.target_ms,
                 converged_ms=latency,

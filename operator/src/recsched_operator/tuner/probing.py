@@ -4,9 +4,10 @@ A probe is judged by capacity use (`objective.capacity_use`) against the incumbe
 at comparable load: lower beyond the noise band keeps it, and the next probe starts in the same
 decision (no window is spent re-measuring what was just measured); higher, tied, or breaking the
 SLO the incumbent met rolls it back, except that a tie leaning better is measured once more and
-judged on the average. Serving the incumbent folds the window into its reference
-(a geometric mean of its last few measurements, so one noisy window cannot decide alone) and
-starts the next probe, or converges when `compass.pick_candidate` has none left.
+judged on the average, and kept if the average still leans better. Serving the incumbent folds
+the window into its reference (a geometric mean of its last few measurements, so one noisy
+window cannot decide alone) and starts the next probe, or converges when
+`compass.pick_candidate` has none left.
 """
 
 from __future__ import annotations
@@ -136,6 +137,11 @@ def settle(
     return Decision.hold(incumbent, reason), new_state
 
 
+def converged_on_incumbent(state: TuningState, observation: Observation) -> TuningState:
+    """The search ended on its incumbent (no interval over target counted yet)."""
+    return _converge(state, observation, over_target_streak=0)
+
+
 def _converge(state: TuningState, observation: Observation, over_target_streak: int) -> TuningState:
     """The converged phase on the incumbent, its reference measurement now the converged one."""
     return replace(
@@ -181,6 +187,12 @@ def _geometric_update(old: float | None, new: float, count: int) -> float:
     return math.exp((count * math.log(old) + math.log(new)) / (count + 1))
 
 
+def incumbent_broke_target(measure: Measure, state: TuningState, slo: SloTarget) -> bool:
+    """A window of the incumbent over the target that its reference met."""
+    reference_ms = state.reference_ms
+    return reference_ms is not None and measure.latency_ms > slo.target_ms >= reference_ms
+
+
 def search_step(
     inputs: DecisionInputs, measure: Measure, state: TuningState
 ) -> tuple[Decision, TuningState]:
@@ -189,7 +201,20 @@ def search_step(
     incumbent, qps = state.incumbent, measure.qps
     if state.probe is None:
         # Serving the incumbent: fold this measurement into its reference, then probe on.
-        if load_comparable(qps, state.reference_qps, settings.comparable_load_fraction):
+        if incumbent_broke_target(measure, state, slo):
+            # The incumbent measured within the target now breaks it at the same load: what it
+            # runs on changed (a GPU pod lost in mid-search). Its old windows no longer describe
+            # it, and folded in they kept a stale, optimistic reference that every probe lost
+            # to (issue 15's drift runs: WnD on the H200, 8 decisions to meet the target).
+            state = replace(
+                state,
+                reference_use=measure.use,
+                reference_ms=measure.latency_ms,
+                reference_qps=qps,
+                reference_items_per_s=measure.items_per_s,
+                reference_count=1,
+            )
+        elif load_comparable(qps, state.reference_qps, settings.comparable_load_fraction):
             count = min(state.reference_count, settings.reference_measurements - 1)
             use = measure.use_at(state.reference_items_per_s)
             state = replace(
@@ -240,6 +265,12 @@ def search_step(
         )
     verdict = _judge_probe(measure, state, slo, settings)
     use = measure.use_at(state.reference_items_per_s)
+    if verdict == "tie" and state.probe_count > 0 and use < (state.reference_use or use):
+        # Two windows of the probe still lean better: keep it. Rolling it back left the search
+        # on the worse of two near-equals, to come back to the probe only through the second
+        # look at ties before converging, three to six decisions later, or never (issue 15:
+        # rmc2 3x p99 settled on B = 64 at 94% after 256 leaned 1-2% better twice).
+        verdict = "better"
     if (
         verdict == "tie"
         and state.probe_count == 0
