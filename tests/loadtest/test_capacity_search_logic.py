@@ -94,11 +94,39 @@ def test_a_trial_near_the_target_is_repeated_and_the_median_decides() -> None:
     assert rate_verdict([first, second, _point(100.0, 48.0, policy)], policy) is True
 
 
-def test_a_clear_trial_decides_alone_and_agreeing_tight_trials_decide() -> None:
+def test_a_clear_pass_decides_alone_and_a_clear_failure_once_confirmed() -> None:
     policy = CapacityPolicy(target_ms=50.0)
     assert rate_verdict([_point(100.0, 30.0, policy)], policy) is True
-    assert rate_verdict([_point(100.0, 90.0, policy)], policy) is False
+    failed = _point(100.0, 90.0, policy)
+    assert rate_verdict([failed], policy) is None  # one failing trial may be a burst of noise
+    assert rate_verdict([failed, _point(100.0, 95.0, policy)], policy) is False
+    assert rate_verdict([failed, _point(100.0, 30.0, policy), _point(100.0, 31.0, policy)], policy)
     assert rate_verdict([_point(1.0, 48.5, policy), _point(1.0, 49.0, policy)], policy) is True
+    unconfirmed = CapacityPolicy(target_ms=50.0, confirm_failures=False)
+    assert rate_verdict([_point(100.0, 90.0, unconfirmed)], unconfirmed) is False
+    single = CapacityPolicy(target_ms=50.0, max_trials=1)
+    assert rate_verdict([_point(100.0, 90.0, single)], single) is False
+
+
+def test_one_burst_of_noise_below_capacity_does_not_lower_the_result() -> None:
+    # A trial at a rate the endpoint can carry fails once (someone else's work): confirmed
+    # failures put a second trial there, and the search ends at the same bracket as without it.
+    def p95_ms(rate: float) -> float:
+        return 10.0 + 40.0 * rate / 500.0  # capacity 500 QPS
+
+    def one_burst() -> object:
+        bursts = iter([True])  # the first trial above 200 QPS (at 320) is slowed, once
+
+        def noisy(rate: float) -> float:
+            return 500.0 if rate > 200.0 and next(bursts, False) else p95_ms(rate)
+
+        return noisy
+
+    clean = _search(CapacityPolicy(target_ms=50.0), p95_ms).result()
+    confirmed = _search(CapacityPolicy(target_ms=50.0), one_burst()).result()
+    assert confirmed.capacity_qps == clean.capacity_qps and clean.capacity_qps > 470.0
+    unconfirmed = _search(CapacityPolicy(target_ms=50.0, confirm_failures=False), one_burst())
+    assert unconfirmed.result().capacity_qps < 320.0
 
 
 def test_errors_fail_a_trial_even_with_a_low_p95() -> None:

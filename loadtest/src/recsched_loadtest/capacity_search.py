@@ -10,7 +10,13 @@ a full open-loop trial (warm-up discarded) and the search is:
    until (hi - lo) / lo <= `tolerance` (5% by default), and report `lo`;
 3. at each rate, repeat trials while the verdict is unstable: trials that disagree, or a p95 whose
    trials spread more than +-`stable_pct` around a median that lies within +-`stable_pct` of the
-   target; after `max_trials` the median p95 and the pooled error ratio decide.
+   target; after `max_trials` the median p95 and the pooled error ratio decide;
+4. a failing trial is confirmed by a second one before the rate counts as failed
+   (`confirm_failures`). Noise on a shared machine is one-sided: other work only ever makes a
+   trial slower, so one passing trial is evidence and one failing trial may be a burst of
+   someone else's work (a p50 that jumps 10x at +4% rate). Without this, one burst near the
+   bracket moved a quiet pod's capacity 20-35% from one search to the next. Overloaded trials
+   stop early, so confirming them is cheap.
 
 The class is a state machine fed with trial results, so the I/O side stays a thin loop and the
 tests can drive it with a simulated queue. `trial_window_s` makes each trial long enough for a
@@ -48,6 +54,7 @@ class CapacityPolicy:
     max_trials: int = 3
     stable_pct: float = 0.05
     max_probes: int = 30
+    confirm_failures: bool = True  # a failing trial needs a second one (up to max_trials)
 
     def __post_init__(self) -> None:
         if not (self.target_ms > 0 and self.start_qps > 0 and self.growth > 1):
@@ -112,7 +119,9 @@ def rate_verdict(trials: list[TrialPoint], policy: CapacityPolicy) -> bool | Non
     )
     far = abs(median_p95 - policy.target_ms) > policy.stable_pct * policy.target_ms
     if len(verdicts) == 1 and (tight or far):
-        return trials[0].passed
+        unconfirmed = not trials[0].passed and policy.confirm_failures and len(trials) < 2
+        if not (unconfirmed and len(trials) < policy.max_trials):
+            return trials[0].passed
     if len(trials) < policy.max_trials:
         return None
     total = sum(trial.queries for trial in trials)

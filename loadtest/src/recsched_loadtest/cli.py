@@ -104,6 +104,12 @@ def _capacity_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--growth", type=float, default=2.0, help="bracketing factor")
     group.add_argument("--min-trials", type=int, default=1)
     group.add_argument("--max-trials", type=int, default=3, help="trials per rate when unstable")
+    group.add_argument(
+        "--confirm-failures",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="a failing trial is repeated before its rate counts as failed (default: on)",
+    )
     group.add_argument("--max-error-ratio", type=float, default=0.01)
     group.add_argument("--max-qps", type=float, default=1_000_000.0)
     group.add_argument("--max-search-s", type=float, default=1800.0)
@@ -205,6 +211,7 @@ def capacity_setup(args: argparse.Namespace) -> tuple[CapacityPolicy, TrialSetti
         max_qps=args.max_qps,
         min_trials=args.min_trials,
         max_trials=args.max_trials,
+        confirm_failures=args.confirm_failures,
     )
     if args.min_trial_queries < 1:
         raise SpecError("--min-trial-queries must be >= 1")
