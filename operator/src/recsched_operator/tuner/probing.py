@@ -6,7 +6,8 @@ decision (no window is spent re-measuring what was just measured); higher, tied,
 SLO the incumbent met rolls it back, except that a tie leaning better is measured once more and
 judged on the average, and kept if the average still leans better. Serving the incumbent folds
 the window into its reference (a geometric mean of its last few measurements, so one noisy
-window cannot decide alone) and starts the next probe, or converges when
+window cannot decide alone; a window over the target the reference met replaces it instead,
+since the cluster under the incumbent changed) and starts the next probe, or converges when
 `compass.pick_candidate` has none left.
 """
 
