@@ -11,7 +11,6 @@ from __future__ import annotations
 import concurrent.futures
 import re
 import threading
-import time
 from typing import Any
 
 import numpy as np
@@ -22,6 +21,7 @@ from recsched_pod.http import json_numbers, json_prefetch, json_tensors
 from recsched_pod.http.json_tensors import ArrayText
 from recsched_pod.http.protocol import decode_body
 from recsched_pod.models.spec import ModelInputSpec
+from support.waiting import wait_until
 
 SPEC = ModelInputSpec(
     name="tiny", dense_features=2, table_rows=(10, 10), lookups_per_table=2, output_width=1
@@ -55,10 +55,7 @@ def outcome(body: bytes, prefetch: bool, monkeypatch: pytest.MonkeyPatch) -> tup
 
 
 def wait_until_idle() -> None:
-    deadline = time.monotonic() + DEADLINE_S
-    while json_prefetch.busy():
-        assert time.monotonic() < deadline, "slices still in flight"
-        time.sleep(0.001)
+    wait_until(lambda: not json_prefetch.busy(), timeout_s=DEADLINE_S, interval_s=0.001)
 
 
 def test_indices_parsed_on_the_pool_equal_those_parsed_on_one_thread(
@@ -153,10 +150,8 @@ def test_a_query_refused_while_its_indices_parse_leaves_no_slice_queued(
         return start(self)
 
     def as_array_once_the_pool_is_held(self: ArrayText) -> Any:
-        deadline = time.monotonic() + DEADLINE_S
-        while len(calls) < threads:
-            assert time.monotonic() < deadline, "the pool never started the slices"
-            time.sleep(0.001)
+        # The pool has started its slices (and holds them in the parser) before the FP32 parse.
+        wait_until(lambda: len(calls) >= threads, timeout_s=DEADLINE_S, interval_s=0.001)
         return as_array(self)
 
     monkeypatch.setattr(json_tensors, "int64_numbers", held_parser)

@@ -65,20 +65,27 @@ class DecisionInputs(NamedTuple):
     now_s: float
 
 
+def fresh_reference(state: TuningState, measure: Measure, qps: float) -> TuningState:
+    """The incumbent's reference restarted from this one measurement (count 1)."""
+    return replace(
+        state,
+        reference_use=measure.use,
+        reference_ms=measure.latency_ms,
+        reference_qps=qps,
+        reference_items_per_s=measure.items_per_s,
+        reference_count=1,
+    )
+
+
 def restart_search(
     state: TuningState, current: KnobConfig, measure: Measure, slo: SloTarget, step: int
 ) -> TuningState:
     """A fresh search (new epoch) from `current`, measured now."""
     return replace(
-        state,
+        fresh_reference(state, measure, measure.qps),
         phase="search",
         epoch=state.epoch + 1,
         incumbent=current,
-        reference_use=measure.use,
-        reference_ms=measure.latency_ms,
-        reference_qps=measure.qps,
-        reference_items_per_s=measure.items_per_s,
-        reference_count=1,
         probe=None,
         probe_knob=None,
         probe_step=0,
@@ -207,14 +214,7 @@ def search_step(
             # runs on changed (a GPU pod lost in mid-search). Its old windows no longer describe
             # it, and folded in they kept a stale, optimistic reference that every probe lost
             # to (issue 15's drift runs: WnD on the H200, 8 decisions to meet the target).
-            state = replace(
-                state,
-                reference_use=measure.use,
-                reference_ms=measure.latency_ms,
-                reference_qps=qps,
-                reference_items_per_s=measure.items_per_s,
-                reference_count=1,
-            )
+            state = fresh_reference(state, measure, qps)
         elif load_comparable(qps, state.reference_qps, settings.comparable_load_fraction):
             count = min(state.reference_count, settings.reference_measurements - 1)
             use = measure.use_at(state.reference_items_per_s)
@@ -227,14 +227,7 @@ def search_step(
             )
         else:
             stepped = not load_comparable(qps, state.reference_qps, settings.load_drift_fraction)
-            state = replace(
-                state,
-                reference_use=measure.use,
-                reference_ms=measure.latency_ms,
-                reference_qps=qps,
-                reference_items_per_s=measure.items_per_s,
-                reference_count=1,
-            )
+            state = fresh_reference(state, measure, qps)
             if stepped and measure.latency_ms <= settings.latency_headroom * slo.target_ms:
                 # The load stepped (beyond the converged tuner's drift band) in mid-search and
                 # the incumbent keeps its latency headroom: settle on it, as a converged tuner
@@ -315,16 +308,7 @@ def search_step(
                     step=min(state.probe_step * 2, settings.max_step),
                     direction=1 if probe.value(moved) > incumbent.value(moved) else -1,
                 )
-        accepted = replace(
-            accepted,
-            incumbent=probe,
-            reference_use=measure.use,
-            reference_ms=measure.latency_ms,
-            reference_qps=qps,
-            reference_items_per_s=measure.items_per_s,
-            reference_count=1,
-            probe=None,
-        )
+        accepted = replace(fresh_reference(accepted, measure, qps), incumbent=probe, probe=None)
         preface = f"kept {describe_change(incumbent, probe)}: {versus}; "
         return probe_or_converge("probe", accepted, inputs, preface)
     why = {
