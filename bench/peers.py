@@ -202,8 +202,8 @@ def command_sweep(args: argparse.Namespace) -> list[dict[str, Any]]:
     for settings in SWEEP:
         with mlserver(settings, metadata)() as url:
             warm_up(url)
-            floor = fixed_load(url, args.seed, args.floor_qps, args.floor_s)
-            common = fixed_load(url, args.seed, args.common_qps, args.common_s)
+            floor = fixed_load(url, args.seed, args.floor_qps, args.sweep_s)
+            common = fixed_load(url, args.seed, args.common_qps, args.sweep_s)
         row = {"settings": settings.__dict__, "label": settings.label, "floor": floor,
                "common_load": common}  # fmt: skip
         print(f"{settings.label}: {_p95(floor)} ms at {args.floor_qps:g} QPS, "
@@ -212,8 +212,8 @@ def command_sweep(args: argparse.Namespace) -> list[dict[str, Any]]:
     header = run_header(args)
     document = {"date": header["date"], "load_average_start": header["machine"]["load_average"],
                 "load_average_end": round(os.getloadavg()[0], 2), "rows": results,
-                "runs": {"floor_qps": args.floor_qps, "floor_s": args.floor_s,
-                         "common_qps": args.common_qps, "common_s": args.common_s}}  # fmt: skip
+                "runs": {"floor_qps": args.floor_qps, "floor_s": args.sweep_s,
+                         "common_qps": args.common_qps, "common_s": args.sweep_s}}  # fmt: skip
     SWEEP_OUT.parent.mkdir(parents=True, exist_ok=True)
     SWEEP_OUT.write_text(json.dumps(document, indent=1))
     return results
@@ -330,7 +330,13 @@ def main() -> int:
     parser.add_argument("--common-qps", type=float, default=4.0, help="the common offered load")
     parser.add_argument("--common-s", type=float, default=30.0)
     parser.add_argument("--floor-qps", type=float, default=1.0, help="the lowest rate searched")
-    parser.add_argument("--floor-s", type=float, default=30.0)
+    parser.add_argument("--floor-s", type=float, default=20.0)
+    parser.add_argument(
+        "--sweep-s",
+        type=float,
+        default=20.0,
+        help="sweep: seconds of each candidate's floor and common-load runs (it only ranks them)",
+    )
     parser.add_argument("--recsched-start-qps", type=float, default=20.0)
     parser.add_argument("--mlserver-start-qps", type=float, default=4.0)
     parser.add_argument(

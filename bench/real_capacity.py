@@ -41,7 +41,8 @@ still misses:
   -20-32% for a 10% change in service time (+12-15% and -12% at 1.5x), and the chosen (c)
   config flips between B = 512 and 1024. The headline's claims are made at 0.5x and 1.5x; (b)
   has no capacity at 0.5x, so 1.5x is the check. At 1.5x on 2 workers the grid optimum (c) is
-  B = 1024 for both models, so (c) re-measures (b)'s config: two searches of one config.
+  B = 1024 for both models, so (c) is (b)'s config, and one search per round serves both
+  columns (`searched_configs`; it was two searches of one config until the end-to-end run).
 * Latency outside the workers grows with the query: 6-17 ms at 1024 items, where the old
   constant, fitted on the mix's mean, was 0 in 6 of 8 calibrations (the mean is set by small
   queries, and the saturated service times overstate their latency). It moved the predictions
@@ -70,7 +71,8 @@ speed moved 0.7-2.25x between calibrations a few minutes apart.
     flock /tmp/recsched-bench.lock .venv/bin/python bench/real_capacity.py --models rmc1
     flock /tmp/recsched-bench.lock .venv/bin/python bench/real_capacity.py --models wnd --append
 
-About 15 minutes per model at 3 rounds (one hold of the bench lock each). Writes
+About 10 minutes per model at 3 rounds when (c) is (b)'s config (one hold of the bench lock
+each); the calibration is `real_capacity_calibration.py`. Writes
 docs/benchmarks/real_capacity.json and .md. `real_capacity_probe.py` compares simulated and
 measured latency percentiles at fixed rates on one calibrated pod.
 """
@@ -92,35 +94,27 @@ from harness import (
     Running,
     load_average,
     loadtest_json,
-    metric_deltas,
-    metric_totals,
-    push_config,
     run_header,
     running_pod,
     write_results,
 )
+from real_capacity_calibration import CALIBRATION_ITEMS, calibrate, cluster_of, pod_profile, pooled
 from real_capacity_report import render
 
 from recsched_operator.tuner import KnobConfig
 from recsched_operator.tuner.simulation.capacity import CapacityModel, Scenario, work_bound_qps
-from recsched_operator.tuner.simulation.engine import ClusterShape, simulate_queries
-from recsched_operator.tuner.simulation.profiles import ServiceProfile, load_profile
 from recsched_operator.tuner.simulation.study import CPU_ONLY_BOUNDS
 from recsched_operator.tuner.simulation.workload import HEAVY_TAILED
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "docs/benchmarks/real_capacity.json"
-WORKERS = 2
-CALIBRATION_ITEMS = (4, 16, 64, 256, 1024)
-SATURATION_S = 4.0  # measured, after 1 s of warm-up
+WORKERS = 2  # the default; --workers changes it for one run
 TARGET_MULTIPLE = 1.5  # x a worker's calibrated time for a 1024-item request (headline: loose)
 WHOLE_QUERIES = KnobConfig(1024, 1025)
 TOLERANCE = 0.15
 TRIAL_S, TRIAL_WARMUP_S, MIN_TRIAL_QUERIES = 6.0, 1.5, 100
 MIN_TRIALS, MAX_TRIALS, MAX_SEARCH_S = 2, 3, 360
 SIM_SEEDS = 20  # trial-length windows: the median over 5 moved 20% between neighbouring speeds
-LONE_S, LONE_UTILIZATION, LONE_MIN_QPS, LONE_MAX_QPS = 4.0, 0.2, 4.0, 50.0
-POD_METRICS = ("recsched_request_compute_seconds", "recsched_query_duration_seconds")
 
 
 def log(message: str) -> None:
@@ -134,152 +128,6 @@ def stop_on_sigterm() -> None:
         raise SystemExit(143)
 
     signal.signal(signal.SIGTERM, handler)
-
-
-def run_load(pod: Running, model: str, args: list[str]) -> dict[str, Any]:
-    """One `recsched-loadtest run`, with the pod's compute and query-duration means over it."""
-    before = metric_totals(pod.url, POD_METRICS)
-    summary = loadtest_json(["run", "--url", pod.url, "--model", model, *args])
-    delta = metric_deltas(before, metric_totals(pod.url, POD_METRICS))
-    for name, key in zip(POD_METRICS, ("pod_forward_s", "pod_query_s"), strict=True):
-        summary[key] = delta[f"{name}_sum"] / max(delta[f"{name}_count"], 1)
-    return summary
-
-
-def saturate(pod: Running, model: str, items: int, guess_s: float, seed: int) -> dict[str, Any]:
-    """A worker's service time at `items` items: W / the QPS the saturated pod completes."""
-    rate = min(3 * WORKERS / guess_s, 600.0)
-    summary = run_load(
-        pod,
-        model,
-        [
-            *("--sizes", f"fixed:{items}", "--rate", f"{rate:.1f}", "--seed", str(seed)),
-            *("--duration-s", f"{SATURATION_S + 1}", "--warmup-s", "1"),
-            *("--max-in-flight", str(2 * WORKERS + 2)),
-        ],
-    )
-    qps = max(summary["achieved_qps"], 1 / SATURATION_S)  # not one completion: under 1 per window
-    return {
-        "items": items,
-        "saturated_qps": round(qps, 2),
-        "service_ms": round(1e3 * WORKERS / qps, 3),
-        "pod_forward_ms": round(1e3 * summary["pod_forward_s"], 3),
-    }
-
-
-def lone_latency(
-    pod: Running, model: str, items: int, service_s: float, seed: int
-) -> dict[str, float]:
-    """`items`-item queries at light load (the pod's workers busy LONE_UTILIZATION of the time):
-    the client's median latency and the pod's mean forward time, in ms. Their difference is
-    what a query waits for beyond its worker's compute when nothing else is queued: the body's
-    transfer, decoding and encoding on the pod's event loop and in the client."""
-    rate = min(max(LONE_UTILIZATION * WORKERS / service_s, LONE_MIN_QPS), LONE_MAX_QPS)
-    summary = run_load(
-        pod,
-        model,
-        [
-            *("--sizes", f"fixed:{items}", "--rate", f"{rate:.1f}", "--seed", str(seed)),
-            *("--duration-s", f"{LONE_S + 1}", "--warmup-s", "1"),
-        ],
-    )
-    return {
-        "lone_ms": round(float(summary["latency"]["p50_ms"]), 3),
-        "lone_forward_ms": round(1e3 * summary["pod_forward_s"], 3),
-    }
-
-
-def item_overhead(rows: list[dict[str, Any]]) -> tuple[float, float]:
-    """(ms per query, ms per item) of latency that occupies no worker, fitted (least squares)
-    on each size's lone latency minus its lone forward time. Neither below 0 (the simulator
-    takes no negative latency; a negative intercept is refitted through 0)."""
-    items = np.array([row["items"] for row in rows], dtype=float)
-    extra = np.array([row["lone_ms"] - row["lone_forward_ms"] for row in rows])
-    per_item, per_query = np.polyfit(items, extra, 1)
-    if per_query < 0:
-        per_query, per_item = 0.0, float(items @ extra / (items @ items))
-    return max(float(per_query), 0.0), max(float(per_item), 0.0)
-
-
-def pod_profile(model: str, rows: list[dict[str, Any]]) -> ServiceProfile:
-    items = tuple(row["items"] for row in rows)
-    seconds = tuple(row["service_ms"] / 1e3 for row in rows)
-    return ServiceProfile(model, items, seconds, seconds, {"method": "saturated pod"})
-
-
-def simulated_light(
-    profile: ServiceProfile, cluster: ClusterShape, rate: float, items: np.ndarray
-) -> tuple[float, float]:
-    """Mean and p95 simulated latency (ms) of `items` at `rate` on `cluster`, whole queries."""
-    arrivals = np.cumsum(np.random.default_rng(7).exponential(1 / rate, size=items.size))
-    window = simulate_queries(profile, 1024, 1025, cluster, arrivals, items, rate)
-    return 1e3 * float(window.latency_s.mean()), float(window.percentile_ms(95) or 0.0)
-
-
-def overheads(calibration: dict[str, Any]) -> dict[str, float]:
-    """The latency a query adds beyond its workers' time, in the calibration's method: the
-    size-dependent fit (`item_overhead`), or `mix_mean` (the previous method: one constant, the
-    light mix's mean latency over the simulated mean, not below 0)."""
-    if calibration.get("method", "per_item") == "mix_mean":
-        return {"query_ms": calibration["mix_overhead_ms"], "item_ms": 0.0}
-    query_ms, item_ms = item_overhead(calibration["rows"])
-    return {"query_ms": query_ms, "item_ms": item_ms}
-
-
-def cluster_of(calibration: dict[str, Any]) -> ClusterShape:
-    extra = overheads(calibration)
-    return ClusterShape(
-        1,
-        WORKERS,
-        0,
-        query_overhead_s=extra["query_ms"] / 1e3,
-        query_overhead_per_item_s=extra["item_ms"] / 1e3,
-    )
-
-
-def calibrate(pod: Running, model: str, sizes: Path, seed: int) -> dict[str, Any]:
-    push_config(pod.url, {"batchSize": 1024, "offloadThreshold": 1025, "workers": WORKERS})
-    shipped = load_profile(model)
-    rows = [
-        {
-            **saturate(pod, model, items, shipped.cpu_request_s(items), seed),
-            "shipped_forward_ms": round(1e3 * shipped.cpu_request_s(items), 3),
-        }
-        for items in CALIBRATION_ITEMS
-    ]
-    for row in rows:
-        row |= lone_latency(pod, model, row["items"], row["service_ms"] / 1e3, seed)
-    profile = pod_profile(model, rows)
-    items = HEAVY_TAILED.draw(np.random.default_rng(seed), 4000)
-    light_qps = 0.2 * WORKERS / float(profile.cpu_query_work_s(items, 1024).mean())
-    light = run_load(
-        pod,
-        model,
-        [
-            *("--sizes", f"file:{sizes}", "--rate", f"{light_qps:.2f}", "--seed", str(seed)),
-            *("--duration-s", "6", "--warmup-s", "1"),
-        ],
-    )
-    bare_mean_ms, _ = simulated_light(profile, ClusterShape(1, WORKERS, 0), light_qps, items)
-    calibration: dict[str, Any] = {
-        "rows": rows,
-        "light_qps": round(light_qps, 2),
-        "light_mean_ms": round(light["latency"]["mean_ms"], 2),
-        "light_p95_ms": round(light["latency"]["p95_ms"], 2),
-        # The previous method's constant: what the client waits beyond a worker's time on
-        # average over the mix, not below 0 (kept to compare the two methods on the same runs).
-        "mix_overhead_ms": round(max(0.0, light["latency"]["mean_ms"] - bare_mean_ms), 2),
-    }
-    extra = overheads(calibration)
-    mean_ms, p95_ms = simulated_light(profile, cluster_of(calibration), light_qps, items)
-    calibration |= {
-        "query_overhead_ms": round(extra["query_ms"], 3),
-        "item_overhead_ms": round(extra["item_ms"], 5),
-        # A check of the latency model at light load (the fit used fixed sizes, not the mix).
-        "light_simulated_mean_ms": round(mean_ms, 2),
-        "light_simulated_p95_ms": round(p95_ms, 2),
-    }
-    return calibration
 
 
 def trial_capacity(scenario: Scenario, config: KnobConfig, guess_qps: float) -> float:
@@ -315,6 +163,18 @@ def predict(
     return tuned, predicted
 
 
+def searched_configs(
+    configs: list[tuple[str, KnobConfig]],
+) -> list[tuple[tuple[str, ...], KnobConfig]]:
+    """The distinct configs of `configs` in their order, each with the columns it stands for: at
+    the loose target on 2 workers (c)'s optimum is (b)'s whole queries, and one search serves
+    both columns instead of two searches of one config."""
+    groups: dict[KnobConfig, list[str]] = {}
+    for key, config in configs:
+        groups.setdefault(config, []).append(key)
+    return [(tuple(keys), config) for config, keys in groups.items()]
+
+
 def measure(
     pod: Running,
     model: str,
@@ -325,12 +185,14 @@ def measure(
     seed: int,
     workdir: Path,
     curves: dict[str, Any],
+    workers: int,
 ) -> dict[str, float]:
-    """One `recsched-loadtest sweep` over `configs`: each config's searched capacity (its trials
-    go into `curves`)."""
+    """One `recsched-loadtest sweep` over the distinct `configs`: each column's searched
+    capacity (its trials go into `curves`; columns of one config share one search)."""
+    searches = searched_configs(configs)
     config_file = workdir / f"{model}-configs-{seed}.json"
     config_file.write_text(
-        json.dumps([{**config.to_dict(), "workers": WORKERS} for _, config in configs])
+        json.dumps([{**config.to_dict(), "workers": workers} for _, config in searches])
     )
     out = workdir / f"{model}-sweep-{seed}"
     loadtest_json(
@@ -345,31 +207,20 @@ def measure(
         ]
     )
     results = json.loads((out / "sweep.json").read_text())["results"]
-    for (key, _), result in zip(configs, results, strict=True):
-        curves[key] = result["curve"]  # every trial: offered QPS, p95, passed
-    return {
-        key: float(result["capacity_qps"])
-        for (key, _), result in zip(configs, results, strict=True)
-    }
-
-
-def pooled(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
-    """The two calibrations that bracket a round's searches, averaged size by size."""
-    rows = [
-        {key: one[key] if key == "items" else round((one[key] + two[key]) / 2, 3) for key in one}
-        for one, two in zip(before["rows"], after["rows"], strict=True)
-    ]
-    mix_ms = (before["mix_overhead_ms"] + after["mix_overhead_ms"]) / 2
-    calibration = {"rows": rows, "mix_overhead_ms": round(mix_ms, 2)}
-    extra = overheads(calibration)
-    return calibration | {
-        "query_overhead_ms": round(extra["query_ms"], 3),
-        "item_overhead_ms": round(extra["item_ms"], 5),
-    }
+    measured = {}
+    for (keys, _), result in zip(searches, results, strict=True):
+        for key in keys:
+            curves[key] = result["curve"]  # every trial: offered QPS, p95, passed
+            measured[key] = float(result["capacity_qps"])
+    return measured
 
 
 def run_model(
-    model: str, rounds: int, workdir: Path, target_multiple: float = TARGET_MULTIPLE
+    model: str,
+    rounds: int,
+    workdir: Path,
+    target_multiple: float = TARGET_MULTIPLE,
+    workers: int = WORKERS,
 ) -> dict[str, Any]:
     """Calibrations C0..Cn around n rounds of searches: round r is predicted blind from C(r-1)
     and from the mean of C(r-1) and C(r), which bracket its searches in time."""
@@ -377,10 +228,10 @@ def run_model(
     draws = HEAVY_TAILED.draw(np.random.default_rng(0), 20000)
     sizes.write_text("\n".join(str(size) for size in draws.tolist()) + "\n")
     records = []
-    with running_pod(model, workers=WORKERS, batch=1024, workdir=workdir) as pod:
+    with running_pod(model, workers=workers, batch=1024, workdir=workdir) as pod:
         warm_up = ["--sizes", f"file:{sizes}", "--rate", "5", "--duration-s", "5"]
         loadtest_json(["run", "--url", pod.url, "--model", model, *warm_up])  # discarded
-        before = calibrate(pod, model, sizes, 0)
+        before = calibrate(pod, model, sizes, 0, workers)
         target = round(target_multiple * before["rows"][-1]["service_ms"], 1)
         tuned, _ = predict(model, before, target, None)
         log(f"{model}: target {target} ms, tuned {tuned}, {before}")
@@ -392,9 +243,9 @@ def run_model(
             start = max(0.7 * min(p["qps"] for p in blind.values()), 2.0)
             curves: dict[str, Any] = {}
             measured = measure(
-                pod, model, sizes, target, configs, start, round_number, workdir, curves
+                pod, model, sizes, target, configs, start, round_number, workdir, curves, workers
             )
-            after = calibrate(pod, model, sizes, round_number)
+            after = calibrate(pod, model, sizes, round_number, workers)
             calibration = pooled(before, after)
             _, predicted = predict(model, calibration, target, tuned)
             _, mix_mean = predict(model, calibration | {"method": "mix_mean"}, target, tuned)
@@ -403,6 +254,7 @@ def run_model(
                 {
                     "round": round_number,
                     "order": [key for key, _ in configs],
+                    "searches": [list(keys) for keys, _ in searched_configs(configs)],
                     "calibration": calibration,
                     "calibration_before": before,
                     "calibration_after": after,
@@ -467,7 +319,6 @@ def column_summary(records: list[dict[str, Any]], key: str) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    global WORKERS  # --workers: every calibration, prediction and sweep reads it
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", default="rmc1,wnd")
     parser.add_argument("--rounds", type=int, default=3, help="calibrate-predict-measure rounds")
@@ -490,14 +341,13 @@ def main(argv: list[str] | None = None) -> int:
         "models can be measured in separate holds of the bench lock",
     )
     args = parser.parse_args(argv)
-    WORKERS = args.workers
     stop_on_sigterm()
     header = run_header()
     started = dt.datetime.now(dt.UTC)
     models = args.models.split(",")
     document: dict[str, Any] = {
         **header,
-        "workers": WORKERS,
+        "workers": args.workers,
         "sizes": HEAVY_TAILED.name,
         "calibration_items": list(CALIBRATION_ITEMS),
         "target_multiple": args.target_multiple,
@@ -513,7 +363,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     if args.append and args.out.exists():
         earlier = json.loads(args.out.read_text())
-        if earlier["target_multiple"] != args.target_multiple or earlier["workers"] != WORKERS:
+        if earlier["target_multiple"] != args.target_multiple or earlier["workers"] != args.workers:
             parser.error(f"{args.out} holds another target multiple or worker count")
         document = earlier | {"trial": document["trial"]}
         document["results"] = [r for r in earlier["results"] if r["model"] not in models]
@@ -521,7 +371,9 @@ def main(argv: list[str] | None = None) -> int:
         for model in models:
             before = load_average()
             model_started = dt.datetime.now(dt.UTC)
-            result = run_model(model, args.rounds, Path(scratch), args.target_multiple)
+            result = run_model(
+                model, args.rounds, Path(scratch), args.target_multiple, args.workers
+            )
             result["run"] = {
                 "command": header["command"],
                 "commit": header["commit"],

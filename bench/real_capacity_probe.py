@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 import real_capacity as rc
 from harness import Running, load_average, loadtest_json, metric_deltas, metric_totals, running_pod
+from real_capacity_calibration import POD_METRICS, calibrate, cluster_of, pod_profile
 
 from recsched_operator.tuner.simulation.capacity import CapacityModel, Scenario
 from recsched_operator.tuner.simulation.workload import HEAVY_TAILED
@@ -55,7 +56,7 @@ def children_cpu_s() -> float:
 def measured_point(pod: Running, model: str, sizes: Path, rate: float, seed: int) -> dict[str, Any]:
     """One open-loop run at `rate`: client latency, pod forward time, CPU of both sides."""
     pod_cpu, client_cpu = process_cpu_s(pod.process.pid), children_cpu_s()
-    before = metric_totals(pod.url, rc.POD_METRICS)
+    before = metric_totals(pod.url, POD_METRICS)
     wall = (DURATION_S + WARMUP_S) * 1.0
     summary = loadtest_json(
         [
@@ -64,8 +65,8 @@ def measured_point(pod: Running, model: str, sizes: Path, rate: float, seed: int
             *("--duration-s", f"{DURATION_S + WARMUP_S:g}", "--warmup-s", f"{WARMUP_S:g}"),
         ]
     )
-    delta = metric_deltas(before, metric_totals(pod.url, rc.POD_METRICS))
-    name = rc.POD_METRICS[0]
+    delta = metric_deltas(before, metric_totals(pod.url, POD_METRICS))
+    name = POD_METRICS[0]
     latency = summary["latency"]
     return {
         "rate_qps": round(rate, 2),
@@ -104,18 +105,18 @@ def simulated_point(scenario: Scenario, rate: float) -> dict[str, Any]:
 
 
 def probe(
-    model: str, fractions: list[float], target_multiple: float, workdir: Path
+    model: str, fractions: list[float], target_multiple: float, workdir: Path, workers: int
 ) -> dict[str, Any]:
     sizes = workdir / "heavy-sizes.txt"
     draws = HEAVY_TAILED.draw(np.random.default_rng(0), 20000)
     sizes.write_text("\n".join(str(size) for size in draws.tolist()) + "\n")
-    with running_pod(model, workers=rc.WORKERS, batch=1024, workdir=workdir) as pod:
+    with running_pod(model, workers=workers, batch=1024, workdir=workdir) as pod:
         warm_up = ["--sizes", f"file:{sizes}", "--rate", "5", "--duration-s", "5"]
         loadtest_json(["run", "--url", pod.url, "--model", model, *warm_up])
-        calibration = rc.calibrate(pod, model, sizes, 0)
-        profile = rc.pod_profile(model, calibration["rows"])
+        calibration = calibrate(pod, model, sizes, 0, workers)
+        profile = pod_profile(model, calibration["rows"])
         target = round(target_multiple * calibration["rows"][-1]["service_ms"], 1)
-        scenario = Scenario(profile, rc.cluster_of(calibration), HEAVY_TAILED, 95, target)
+        scenario = Scenario(profile, cluster_of(calibration), HEAVY_TAILED, 95, target)
         _, predicted = rc.predict(model, calibration, target, rc.WHOLE_QUERIES)
         previous = calibration | {"method": "mix_mean"}
         _, predicted_mix_mean = rc.predict(model, previous, target, rc.WHOLE_QUERIES)
@@ -133,7 +134,7 @@ def probe(
             rc.log(f"{model} x{fraction}: {points[-1]}")
     return {
         "model": model,
-        "workers": rc.WORKERS,
+        "workers": workers,
         "target_ms": target,
         "calibration": calibration,
         "predicted_whole_query": predicted["whole_query"],
@@ -151,11 +152,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
     rc.stop_on_sigterm()
-    rc.WORKERS = args.workers  # the calibration and the prediction read it
     before = load_average()
     with tempfile.TemporaryDirectory(prefix="real-capacity-probe-") as scratch:
         fractions = [float(value) for value in args.fractions.split(",")]
-        document = probe(args.model, fractions, args.target_multiple, Path(scratch))
+        document = probe(args.model, fractions, args.target_multiple, Path(scratch), args.workers)
     document["load_average"] = {"before": before, "after": load_average()}
     text = json.dumps(document, indent=1)
     if args.out:

@@ -14,7 +14,10 @@ import pytest
 BENCH = Path(__file__).resolve().parents[2] / "bench"
 sys.path.insert(0, str(BENCH))
 
-from real_capacity import WORKERS, cluster_of, item_overhead, overheads  # noqa: E402
+from real_capacity import WHOLE_QUERIES, searched_configs  # noqa: E402
+from real_capacity_calibration import cluster_of, item_overhead, overheads  # noqa: E402
+
+from recsched_operator.tuner import KnobConfig  # noqa: E402
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -44,10 +47,22 @@ def test_no_latency_comes_out_negative() -> None:
 
 
 def test_the_simulator_gets_the_fit_or_the_previous_constant() -> None:
-    calibration = {"rows": rows(lambda items: 1.0 + 0.02 * items), "mix_overhead_ms": 7.0}
+    calibration = {
+        "workers": 3,
+        "rows": rows(lambda items: 1.0 + 0.02 * items),
+        "mix_overhead_ms": 7.0,
+    }
     cluster = cluster_of(calibration)
-    assert cluster.cpu_workers_per_pod == WORKERS
+    assert cluster.cpu_workers_per_pod == 3
     assert cluster.query_overhead_s == pytest.approx(1e-3)
     assert cluster.query_overhead_per_item_s == pytest.approx(2e-5)
     previous = overheads(calibration | {"method": "mix_mean"})
     assert previous == {"query_ms": 7.0, "item_ms": 0.0}
+
+
+def test_columns_of_one_config_share_one_search() -> None:
+    tuned = KnobConfig(256, 1025)
+    same = searched_configs([("whole_query", WHOLE_QUERIES), ("tuned_cpu", WHOLE_QUERIES)])
+    assert same == [(("whole_query", "tuned_cpu"), WHOLE_QUERIES)]
+    different = searched_configs([("tuned_cpu", tuned), ("whole_query", WHOLE_QUERIES)])
+    assert different == [(("tuned_cpu",), tuned), (("whole_query",), WHOLE_QUERIES)]
