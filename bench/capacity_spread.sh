@@ -3,12 +3,14 @@
 # of the same pod, per config; run on a quiet machine. Writes OUT/<model>-<protocol>.json (the
 # load test's own JSON, with `repeats`) and the load average before and after each.
 # By default the three searches replay one workload (seed 1, common random numbers across trials:
-# the load test's defaults); EXTRA="--vary-seed --fresh-trials" gives the sampling spread as well.
+# the load test's defaults); EXTRA="--vary-seed --fresh-trials" gives the sampling spread as well,
+# EXTRA="--trial-s 20" longer trials. ONLY="wnd-binary rmc1-json" runs just those configs.
 #   flock /tmp/recsched-bench.lock bash bench/capacity_spread.sh [OUT]
 set -u
 cd "$(dirname "$0")/.."
 out=${1:-/tmp/capacity-spread}; mkdir -p "$out"
 run() {  # model batch target_ms protocol
+  if [ -n "${ONLY:-}" ] && [[ " $ONLY " != *" $1-$4 "* ]]; then return; fi
   local port
   port=$(cd bench && ../.venv/bin/python -c "from harness import free_port; print(free_port())")
   .venv/bin/python -m recsched_pod --model "$1" --workers 2 --batch-size "$2" --port "$port" \
