@@ -50,16 +50,20 @@ clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
 
 # Issue 13's headline: section 1 on the simulator (docs/benchmarks/headline.md and the top of
-# docs/benchmarks.md; 13 min of CPU, ~9 min on 2 cores with --jobs 2), section 2 on real pods
-# (docs/benchmarks/real_capacity.md, ~15 min per model, each model in its own hold of the bench
-# lock) and, with PEERS=1, section 3 beside MLServer (docs/benchmarks/peers.md, ~25 min; installs
-# MLServer in its own venv under bench/.scratch). Sections 2 and 3 measure real processes, so
-# they take the bench lock.
+# docs/benchmarks.md; 6 min on 2 cores with --jobs 2), section 2 on real pods
+# (docs/benchmarks/real_capacity.md, 9-15 min per model at 3 rounds, each model in its own hold
+# of the bench lock) and, with PEERS=1, section 3 beside MLServer (docs/benchmarks/peers.md,
+# 23 min; installs MLServer in its own venv under bench/.scratch). Sections 2 and 3 measure real
+# processes, so they take the bench lock. Measured end to end with PEERS=1 on a quiet machine:
+# 53 min (about 30 without PEERS); REPRODUCE_ROUNDS=2 shortens section 2 by about a third.
 REPRODUCE_SEEDS ?= 3
+REPRODUCE_ROUNDS ?= 3
 PEERS ?= 0
 reproduce: setup
 	nice -n 10 $(PY) bench/headline.py --seeds $(REPRODUCE_SEEDS) --jobs 2
-	flock /tmp/recsched-bench.lock $(PY) bench/real_capacity.py --models rmc1
-	flock /tmp/recsched-bench.lock $(PY) bench/real_capacity.py --models wnd --append
+	flock /tmp/recsched-bench.lock $(PY) bench/real_capacity.py --models rmc1 \
+		--rounds $(REPRODUCE_ROUNDS)
+	flock /tmp/recsched-bench.lock $(PY) bench/real_capacity.py --models wnd --append \
+		--rounds $(REPRODUCE_ROUNDS)
 	@if [ "$(PEERS)" = 1 ]; then flock /tmp/recsched-bench.lock $(PY) bench/peers.py all; \
 	else echo "section 3 skipped: run 'make reproduce PEERS=1' to compare with MLServer"; fi

@@ -31,9 +31,11 @@ as the searches they predict:
   round r is predicted blind from C(r-1) alone, and from the mean of C(r-1) and C(r) (the
   machine's speed on both sides of its searches; the floor is judged on this one).
 
-Why the 1.0x run (15:42 UTC) missed RMC1 (0.59x and 0.83x) while WnD (b) read 1.01x, and what
+On a quiet machine (`make reproduce`, 2026-12-03 21:48-22:12 UTC) both models are within 15% on
+the median: RMC1 0.88x (b) and 0.93x (c), WnD 1.02x (3 of 3 rounds). Why the earlier runs were
+not, the 1.0x run (15:42 UTC) missing RMC1 (0.59x and 0.83x) while WnD (b) read 1.01x, and what
 the 1.5x run (18:23-18:56 UTC: RMC1 0.86x and 0.86x, 2/3 rounds each; WnD 0.70x and 0.65x)
-still misses:
+missed:
 
 * The target. At 1x the 1024-item service time, the p95 query (~700 items) alone takes 60-80%
   of the target and the 2.5% of queries at 1024 items take all of it, so one wait behind another
