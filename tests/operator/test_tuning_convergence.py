@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import pytest
 
-from recsched_operator.tuner import SloTarget, TuningBounds, TuningSettings
+from recsched_operator.tuner import SloTarget, TuningSettings
 from recsched_operator.tuner.simulation.capacity import CapacityModel, Scenario
 from recsched_operator.tuner.simulation.engine import ClusterShape
 from recsched_operator.tuner.simulation.profiles import load_profile
@@ -25,10 +25,9 @@ from recsched_operator.tuner.simulation.tuning_run import (
     worst_corner,
 )
 from recsched_operator.tuner.simulation.workload import HEAVY_TAILED
+from support.tuning import WIDE_BOUNDS as BOUNDS
 
 pytestmark = pytest.mark.timeout(120)
-
-BOUNDS = TuningBounds(batch_min=1, batch_max=1024, threshold_min=32, threshold_max=1025)
 
 
 @pytest.mark.parametrize(

@@ -18,19 +18,18 @@ from recsched_operator.tuner import (
     KnobConfig,
     Observation,
     SloTarget,
-    TuningBounds,
     TuningSettings,
     decide_next_config,
 )
 from recsched_operator.tuner.objective import capacity_use
 from recsched_operator.tuner.settings import TuningMode
 from recsched_operator.tuner.state import TuningState
+from support.tuning import SLO_P95_50MS as SLO
+from support.tuning import WIDE_BOUNDS as BOUNDS
 
 pytestmark = pytest.mark.timeout(30)
 
-SLO = SloTarget(percentile=95, target_ms=50.0, window_s=30.0)
 SETTINGS = TuningSettings()
-BOUNDS = TuningBounds(batch_min=1, batch_max=1024, threshold_min=32, threshold_max=1025)
 INCUMBENT = KnobConfig(64, 128)
 
 

@@ -25,13 +25,13 @@ from recsched_operator.tuner import (
     decide_next_config,
     initial_state,
 )
+from support.tuning import WIDE_BOUNDS as BOUNDS
 
 pytestmark = pytest.mark.timeout(30)
 
 SLO = SloTarget(percentile=95, target_ms=35.0, window_s=30.0)
 SETTINGS = TuningSettings(cooldown_s=10.0, min_samples=200)
 INTERVAL_S = SETTINGS.cooldown_s + SLO.window_s
-BOUNDS = TuningBounds(batch_min=1, batch_max=1024, threshold_min=32, threshold_max=1025)
 BATCH_ONLY = TuningBounds(batch_min=1, batch_max=1024, threshold_min=1025, threshold_max=1025)
 START = KnobConfig(batch_size=64, offload_threshold=1025)
 

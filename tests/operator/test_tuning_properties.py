@@ -13,13 +13,13 @@ from recsched_operator.tuner import (
     Observation,
     SloTarget,
     Trial,
-    TuningBounds,
     TuningMode,
     TuningSettings,
     TuningState,
     decide_next_config,
     initial_state,
 )
+from support.tuning import WIDE_BOUNDS as BOUNDS
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -84,7 +84,6 @@ observations = st.builds(
     mean_query_items=st.none() | st.floats(min_value=1.0, max_value=1024.0),
     error=st.none() | st.text(max_size=20),
 )
-BOUNDS = TuningBounds(batch_min=1, batch_max=1024, threshold_min=32, threshold_max=1025)
 SLO = SloTarget(percentile=95, target_ms=35.0, window_s=30.0)
 
 
