@@ -117,6 +117,15 @@ def overheads(calibration: dict[str, Any]) -> dict[str, float]:
     return {"query_ms": query_ms, "item_ms": item_ms}
 
 
+def overhead_fields(calibration: dict[str, Any]) -> dict[str, float]:
+    """`overheads` as a calibration document records them (rounded, in ms)."""
+    extra = overheads(calibration)
+    return {
+        "query_overhead_ms": round(extra["query_ms"], 3),
+        "item_overhead_ms": round(extra["item_ms"], 5),
+    }
+
+
 def cluster_of(calibration: dict[str, Any]) -> ClusterShape:
     extra = overheads(calibration)
     return ClusterShape(
@@ -162,11 +171,9 @@ def calibrate(pod: Running, model: str, sizes: Path, seed: int, workers: int) ->
         # average over the mix, not below 0 (kept to compare the two methods on the same runs).
         "mix_overhead_ms": round(max(0.0, light["latency"]["mean_ms"] - bare_mean_ms), 2),
     }
-    extra = overheads(calibration)
     mean_ms, p95_ms = simulated_light(profile, cluster_of(calibration), light_qps, items)
     calibration |= {
-        "query_overhead_ms": round(extra["query_ms"], 3),
-        "item_overhead_ms": round(extra["item_ms"], 5),
+        **overhead_fields(calibration),
         # A check of the latency model at light load (the fit used fixed sizes, not the mix).
         "light_simulated_mean_ms": round(mean_ms, 2),
         "light_simulated_p95_ms": round(p95_ms, 2),
@@ -186,8 +193,4 @@ def pooled(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
         "rows": rows,
         "mix_overhead_ms": round(mix_ms, 2),
     }
-    extra = overheads(calibration)
-    return calibration | {
-        "query_overhead_ms": round(extra["query_ms"], 3),
-        "item_overhead_ms": round(extra["item_ms"], 5),
-    }
+    return calibration | overhead_fields(calibration)
