@@ -69,6 +69,8 @@ EXPECTED_ALERTS = {
 @dataclass(frozen=True)
 class ScrapedRun:
     prometheus: PrometheusServer
+    traffic_started_s: float  # Unix time just before the first query
+    scraped_at_s: float  # Unix time once Prometheus holds every counter the run grew
 
 
 class RefusingPod(http.server.BaseHTTPRequestHandler):
@@ -178,6 +180,7 @@ def scraped_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ScrapedRun
             ):
                 wait_until(lambda: router_ready(a_url, 2, 1), timeout_s=30)  # A sees its pods
                 prometheus.wait_for_targets_up(5)
+                traffic_started_s = time.time()
                 send_invalid_query(a_url)  # the rejection counter's first sample
                 prometheus.wait_until(f'recsched_rejected_queries_total{{recmodel="{RECMODEL}"}}')
                 drive_traffic(a_url, b_url)
@@ -197,7 +200,7 @@ def scraped_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ScrapedRun
                     f'sum(recsched_tuner_decisions_total{{recmodel="{RECMODEL}"}}) >= 3',
                 ):
                     prometheus.wait_until(expr)
-                yield ScrapedRun(prometheus)
+                yield ScrapedRun(prometheus, traffic_started_s, scraped_at_s=time.time())
     finally:
         operator_server.shutdown()
         refusing.shutdown()
@@ -310,9 +313,16 @@ def test_label_check_catches_a_misspelt_name_that_still_answers(
 def test_local_mode_can_draw_every_dashboard_panel_from_the_same_queries(
     scraped_run: ScrapedRun,
 ) -> None:
-    end_s = time.time()
+    # The window is the run's own, not the 30 s before this test happens to run: counters that
+    # grew only while traffic ran (queries per pool, fallbacks) have no rate in a window that
+    # starts more than 30 s after it (seen once in CI).
     panels = fetch_dashboard_series(
-        scraped_run.prometheus.url, RECMODEL, NAMESPACE, end_s - 30, end_s, rate_interval="30s"
+        scraped_run.prometheus.url,
+        RECMODEL,
+        NAMESPACE,
+        scraped_run.traffic_started_s,
+        scraped_run.scraped_at_s,
+        rate_interval="30s",
     )
     dashboard = load_dashboard(DASHBOARD)
     titles = {p["title"] for p in dashboard["panels"] if p.get("targets")}
